@@ -1,0 +1,72 @@
+# Every verb of the project. `make` alone lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+MLOPS := $(BIN)/mlops
+PROJECT ?= iris
+FEATURES ?= {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+export UV_PYTHON_DOWNLOADS := never
+export MLFLOW_DISABLE_TELEMETRY := true
+export ZENML_ANALYTICS_OPT_IN := false
+
+.PHONY: help env demo test test-fast lint format train predict models audit status clean bench
+
+help: ## List every verb
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+env: $(VENV)/.synced ## Create the virtual environment from the lockfile
+
+demo: env ## Train iris through the ZenML pipeline, promote it, predict from the registry
+	$(MLOPS) train --project $(PROJECT)
+	$(MLOPS) predict '$(FEATURES)' --project $(PROJECT)
+
+test: env ## Run the whole test suite (unit, pipeline, integration)
+	$(BIN)/pytest
+
+test-fast: env ## Unit tests only
+	$(BIN)/pytest -m "not pipeline and not integration"
+
+lint: env ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+format: env ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+train: env ## Run the training pipeline once more (PROJECT=iris)
+	$(MLOPS) train --project $(PROJECT)
+
+predict: env ## Predict FEATURES with the production model
+	$(MLOPS) predict '$(FEATURES)' --project $(PROJECT)
+
+models: env ## Registered versions, aliases, metrics
+	$(MLOPS) models --project $(PROJECT)
+
+audit: env ## Promotion history
+	$(MLOPS) audit --project $(PROJECT)
+
+status: env ## Where state lives, which versions hold which alias
+	$(MLOPS) status --project $(PROJECT)
+
+bench: env ## Benchmarks (figures go to docs/benchmarks.md)
+	$(BIN)/python benchmarks/training.py
+
+clean: ## Remove all local state (.mlops), caches and the environments
+	rm -rf .mlops .pytest_cache .ruff_cache .mypy_cache $(VENV) $(TOOLS)
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

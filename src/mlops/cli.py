@@ -1,0 +1,227 @@
+"""The `mlops` command line: one thin command per user verb.
+
+Heavy libraries (ZenML, MLflow, scikit-learn) are imported inside commands, so `mlops --help`
+answers at once. ``MlopsError`` becomes an exit code here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlops.errors import MlopsError, UsageError
+from mlops.settings import Settings, get_settings
+
+app = typer.Typer(
+    name="mlops",
+    help="Train, register, promote, serve and govern ML models (ZenML + MLflow + FastAPI).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Use case (default: MLOPS_PROJECT or iris).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+F = TypeVar("F", bound=Callable[..., Any])
+
+def _settings(project: str | None) -> tuple[Settings, str]:
+    settings = get_settings()
+    name = project or settings.project
+    from mlops.projects import get_project
+
+    get_project(name)  # validates the name with a helpful message
+    return settings, name
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
+
+def _quiet_libraries() -> None:
+    import logging
+    import os
+
+    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
+    for name in ("mlflow", "alembic", "zenml", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+@app.command()
+def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the training pipeline (ZenML): load, validate, split, train, evaluate, register, promote."""
+    settings, name = _settings(project)
+    _quiet_libraries()
+    from mlops.train import run_training
+
+    if as_json:
+        _print_json(run_training(settings, name))
+        return
+    with console.status(f"[bold]Training [cyan]{name}[/] through the ZenML pipeline…", spinner="dots"):
+        result = run_training(settings, name)
+    model, promotion = result.get("model", {}), result.get("promotion", {})
+    table = Table(title=f"{name}: run {result['zenml_run_name']}", show_header=False)
+    table.add_row("model", f"{model.get('name')} v{model.get('version')}")
+    table.add_row("mlflow run", str(model.get("run_id")))
+    primary = result.get("metrics", {})
+    table.add_row("metrics", ", ".join(f"{k}={v:.4f}" for k, v in primary.items()))
+    parity = result.get("onnx_parity", {})
+    table.add_row("runtime", "onnx (parity ok)" if parity.get("ok") else f"native (onnx parity failed {parity})")
+    table.add_row("decision", f"[bold]{promotion.get('outcome')}[/] → {promotion.get('alias')}: {promotion.get('reason')}")
+    console.print(table)
+
+@app.command()
+def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """List registered versions with aliases, metrics and serving runtime."""
+    settings, name = _settings(project)
+    from mlops.registry import Registry
+
+    versions = [v.as_dict() for v in Registry(settings, name).versions()]
+    if as_json:
+        _print_json(versions)
+        return
+    if not versions:
+        console.print(f"No versions of {settings.registered_model_name(name)!r} yet. Run `mlops train`.")
+        return
+    primary = versions[-1]["tags"].get("primary_metric", "")
+    table = Table(title=settings.registered_model_name(name))
+    for col in ("version", "aliases", primary or "metric", "runtime", "decision", "created"):
+        table.add_column(col)
+    for v in versions:
+        table.add_row(
+            v["version"],
+            ", ".join(v["aliases"]),
+            f"{v['metrics'].get(primary, float('nan')):.4f}",
+            v["runtime"],
+            v["promotion"],
+            v["created_at"][:19],
+        )
+    console.print(table)
+
+@app.command()
+def predict(
+    features: Annotated[str, typer.Argument(help="Feature values as JSON, e.g. '{\"sepal_length\": 5.1, ...}'.")],
+    project: ProjectOpt = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "production",
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict one row with the model that holds ALIAS, loaded from the MLflow registry."""
+    settings, name = _settings(project)
+    try:
+        row = json.loads(features)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"features are not valid JSON: {exc}", hint="quote the JSON object in single quotes") from None
+    from mlops.predict import predict_from_registry
+
+    result = predict_from_registry(settings, name, row, alias=alias)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"[bold]{result['model_uri']}[/] (version {result['model_version']})")
+    console.print(f"input: {json.dumps(row)}")
+    console.print(f"prediction: [bold green]{result['prediction']}[/] ({result['label']})")
+    console.print("probabilities: " + ", ".join(f"{k}={v:.3f}" for k, v in result["probabilities"].items()))
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version to promote.")],
+    to: Annotated[str, typer.Option("--to", help="Target alias.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    approver: Annotated[str | None, typer.Option(help="Who approves (default: you).")] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an alias to VERSION by a person's decision (compare-and-set, audited)."""
+    settings, name = _settings(project)
+    if to not in {"production", "staging"}:
+        raise UsageError(f"cannot promote to {to!r}", hint="use --to production or --to staging")
+    from mlops.governance.promote import manual_promote
+    from mlops.projects import get_project
+
+    event = manual_promote(settings, get_project(name), version, to=to, reason=reason, approver=approver)
+    if as_json:
+        _print_json(event.as_dict())
+        return
+    console.print(f"[green]{to}[/]: {event.from_version or '-'} → {event.to_version} ({event.reason})")
+
+@app.command()
+def rollback(
+    to: Annotated[str, typer.Option("--alias", help="Alias to roll back.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put the previous holder of the alias back (from the audit history)."""
+    settings, name = _settings(project)
+    from mlops.governance.promote import rollback as do_rollback
+    from mlops.projects import get_project
+
+    event = do_rollback(settings, get_project(name), alias=to, reason=reason)
+    if as_json:
+        _print_json(event.as_dict())
+        return
+    console.print(f"[yellow]{to}[/] rolled back: {event.from_version} → {event.to_version}")
+
+@app.command()
+def audit(project: ProjectOpt = None, limit: int = 50, as_json: JsonOpt = False) -> None:
+    """Show the append-only audit log of promotion decisions."""
+    settings, name = _settings(project)
+    from mlops.governance.audit import AuditLog
+
+    events = AuditLog(settings.audit_url).history(model_name=settings.registered_model_name(name), limit=limit)
+    if as_json:
+        _print_json([e.as_dict() for e in events])
+        return
+    console.print(f"[bold]audit: {settings.registered_model_name(name)}[/] ({len(events)} events)")
+    colors = {"promoted": "green", "kept": "yellow", "rejected": "red", "refused": "red", "failed": "red"}
+    for e in events:
+        color = colors.get(e.decision, "white")
+        console.print(
+            f"#{e.id} {e.at:%Y-%m-%d %H:%M:%S} [dim]{e.actor}[/] {e.action} {e.alias or ''} "
+            f"{e.from_version or '-'}→{e.to_version or '-'} [{color}]{e.decision}[/]: {e.reason}",
+            highlight=False,
+        )
+
+
+@app.command()
+def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Where state lives and which versions hold which alias."""
+    settings, name = _settings(project)
+    from mlops.registry import Registry
+
+    info: dict[str, Any] = {
+        "project": name,
+        "environment": settings.environment,
+        "state_dir": str(settings.state_dir),
+        "tracking_uri": settings.mlflow_tracking_uri,
+        "registered_model": settings.registered_model_name(name),
+        "audit_db": settings.audit_url,
+        "prediction_log": settings.prediction_log_db_url,
+        "zenml_config": str(settings.zenml_config_path),
+    }
+    try:
+        info["aliases"] = Registry(settings, name).aliases()
+    except Exception as exc:  # status must answer even when the registry is down
+        info["aliases"] = {}
+        info["registry_error"] = f"{type(exc).__name__}: {exc}"
+    if as_json:
+        _print_json(info)
+        return
+    table = Table(show_header=False, title="mlops status")
+    for key, value in info.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    console.print(table)
+
+def main() -> None:
+    try:
+        app()
+    except MlopsError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(exc.exit_code) from None
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Loading, schemas, splitting and fingerprints of the data sets."""

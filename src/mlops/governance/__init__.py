@@ -1,0 +1,1 @@
+"""Gates, promotion policy and the append-only audit log."""

@@ -1,0 +1,57 @@
+"""Data and model gates. Each returns the list of reasons it refuses; empty means it passes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlops.errors import GateFailed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.projects.base import ProjectSpec
+
+
+def data_reasons(spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = True) -> list[str]:
+    from mlops.data.schema import schema_reasons
+
+    gate = spec.data_gate
+    missing_cols = [c for c in spec.feature_names + ([spec.target] if with_target else []) if c not in frame]
+    if missing_cols:
+        return [f"missing column(s): {', '.join(missing_cols)}"]
+    reasons = schema_reasons(spec, frame, with_target=with_target)
+    if len(frame) < gate.min_rows:
+        reasons.append(f"{len(frame)} rows, fewer than the minimum {gate.min_rows}")
+    for f in spec.features:
+        col = frame[f.name]
+        rate = float(col.isna().mean() + (col.astype(str) == "").mean() * (f.kind == "categorical"))
+        if rate > gate.max_missing_rate:
+            reasons.append(f"column {f.name!r} is {rate:.1%} missing (max {gate.max_missing_rate:.1%})")
+    if len(frame):
+        dup = float(frame.duplicated().mean())
+        if dup > gate.max_duplicate_rate:
+            reasons.append(f"{dup:.1%} duplicate rows (max {gate.max_duplicate_rate:.1%})")
+    if with_target and len(frame) and spec.target in frame:
+        rates = frame[spec.target].value_counts(normalize=True)
+        for idx, name in enumerate(spec.class_names):
+            rate = float(rates.get(idx, 0.0))
+            if rate < gate.min_class_rate:
+                reasons.append(f"class {name!r} is {rate:.1%} of rows (min {gate.min_class_rate:.1%})")
+    return reasons
+
+
+def check_data(spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = True) -> None:
+    reasons = data_reasons(spec, frame, with_target=with_target)
+    if reasons:
+        raise GateFailed(f"data gate failed for {spec.name!r}", reasons=reasons)
+
+
+def metric_reasons(spec: ProjectSpec, metrics: dict[str, float]) -> list[str]:
+    reasons = []
+    for name, minimum in spec.model_gate.minimums.items():
+        value = metrics.get(name)
+        if value is None:
+            reasons.append(f"metric {name!r} was not computed")
+        elif value < minimum:
+            reasons.append(f"{name} {value:.4f} is below the minimum {minimum:.4f}")
+    return reasons

@@ -1,0 +1,1 @@
+"""Pure functions of the model lifecycle: build, train, evaluate, export. No ZenML, no MLflow."""

@@ -1,0 +1,1 @@
+"""One ZenML pipeline per module."""

@@ -1,0 +1,23 @@
+"""load → validate → split → train → evaluate (gate) → export ONNX → register → promote."""
+
+from __future__ import annotations
+
+from zenml import pipeline
+
+from mlops.steps.data import load_data, split_data, validate_data
+from mlops.steps.registry import promote_model, register_model
+from mlops.steps.training import evaluate_model, export_onnx, train_model
+
+
+@pipeline(enable_cache=False)
+def training_pipeline(project: str = "iris", test_size: float = 0.3, seed: int = 42) -> None:
+    raw, dataset_hash = load_data(project=project)
+    dataset = validate_data(raw, project=project)
+    train_set, holdout = split_data(dataset, project=project, test_size=test_size, seed=seed)
+    model = train_model(train_set, project=project, seed=seed)
+    metrics, matrix, _ = evaluate_model(model, holdout, project=project)
+    onnx_model, parity = export_onnx(model, holdout, project=project)
+    version = register_model(
+        model, holdout, metrics, matrix, onnx_model, parity, dataset_hash, project=project, seed=seed
+    )
+    promote_model(version, holdout, metrics, project=project)

@@ -1,0 +1,60 @@
+"""Single-row prediction straight from the registry (the CLI path; the service has its own runtime)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlops.errors import NotFound, UsageError
+from mlops.projects import get_project
+from mlops.settings import Settings, apply_environment
+
+
+def validate_row(project: str, row: Any) -> dict[str, Any]:
+    spec = get_project(project)
+    if not isinstance(row, dict):
+        raise UsageError("features must be a JSON object", hint=f"e.g. '{spec.example}'")
+    missing = [f for f in spec.feature_names if f not in row]
+    extra = [k for k in row if k not in spec.feature_names]
+    if missing or extra:
+        raise UsageError(
+            "features do not match the model's schema",
+            reasons=[*(f"missing field {m!r}" for m in missing), *(f"unknown field {e!r}" for e in extra)],
+            hint=f"expected fields: {', '.join(spec.feature_names)}",
+        )
+    from mlops.governance.gates import data_reasons
+
+    import pandas as pd
+
+    reasons = [r for r in data_reasons(spec, pd.DataFrame([row]), with_target=False) if "rows, fewer" not in r]
+    if reasons:
+        raise UsageError("invalid feature values", reasons=reasons)
+    return row
+
+
+def predict_from_registry(settings: Settings, project: str, row: Any, *, alias: str = "production") -> dict[str, Any]:
+    validate_row(project, row)
+    apply_environment(settings)
+    spec = get_project(project)
+    import mlflow.pyfunc
+    import numpy as np
+
+    from mlops.ml.evaluate import predict_classes
+    from mlops.ml.model import to_frame
+    from mlops.registry import Registry
+
+    registry = Registry(settings, project)
+    version = registry.alias_version(alias)  # also binds mlflow's process-wide URIs to these settings
+    if version is None:
+        raise NotFound(f"no model holds alias {alias!r} of {registry.name!r}", hint="run `mlops train` first")
+    uri = f"models:/{registry.name}@{alias}"
+    model = mlflow.pyfunc.load_model(uri).get_raw_model()
+    proba = np.asarray(model.predict_proba(to_frame(spec, [row])))
+    threshold = registry.version(version).tags.get("threshold")
+    cls = int(predict_classes(spec, proba, float(threshold) if threshold else None)[0])
+    return {
+        "prediction": cls,
+        "label": spec.class_names[cls],
+        "probabilities": {n: float(p) for n, p in zip(spec.class_names, proba[0], strict=True)},
+        "model_uri": uri,
+        "model_version": version,
+    }

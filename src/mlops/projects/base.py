@@ -1,0 +1,91 @@
+"""A use case, described once: features, target, data, model, metric and gates.
+
+Pipelines, the service schema, validation and promotion all read this spec, so a new use case
+is a new module here and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from mlops.settings import Settings
+
+FeatureKind = Literal["numeric", "categorical"]
+PromotionTarget = Literal["production", "staging"]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: FeatureKind = "numeric"
+    minimum: float | None = None
+    maximum: float | None = None
+    categories: tuple[str, ...] = ()
+    nullable: bool = False
+    description: str = ""
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class DataGate:
+    """Thresholds of the data validation gate."""
+
+    min_rows: int = 50
+    max_missing_rate: float = 0.05
+    max_duplicate_rate: float = 0.5
+    min_class_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class ModelGate:
+    """Absolute minimums per metric, and fairness limits for sensitive attributes."""
+
+    minimums: dict[str, float] = field(default_factory=dict)
+    sensitive_features: tuple[str, ...] = ()
+    max_group_gap: float = 1.0
+    min_group_size: int = 30
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    name: str
+    description: str
+    features: tuple[Feature, ...]
+    target: str
+    class_names: tuple[str, ...]
+    load: Callable[[Settings], pd.DataFrame]
+    build_model: Callable[[ProjectSpec, int], Pipeline]
+    primary_metric: str
+    example: dict[str, Any]
+    data_gate: DataGate = DataGate()
+    model_gate: ModelGate = ModelGate()
+    promotion_target: PromotionTarget = "production"
+    positive_class: int | None = None  # binary use cases: index of the positive class
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    @property
+    def is_binary(self) -> bool:
+        return len(self.class_names) == 2
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)

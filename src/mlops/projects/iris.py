@@ -1,0 +1,58 @@
+"""The quickstart: Fisher's iris (shipped inside scikit-learn, no download)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlops.projects.base import DataGate, Feature, ModelGate, ProjectSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
+
+    from mlops.settings import Settings
+
+FEATURES = (
+    Feature("sepal_length", minimum=0.0, maximum=15.0, description="Sepal length in cm"),
+    Feature("sepal_width", minimum=0.0, maximum=15.0, description="Sepal width in cm"),
+    Feature("petal_length", minimum=0.0, maximum=15.0, description="Petal length in cm"),
+    Feature("petal_width", minimum=0.0, maximum=15.0, description="Petal width in cm"),
+)
+TARGET = "species"
+
+
+def load(settings: Settings) -> pd.DataFrame:
+    """The 150 iris rows; a CSV with the same columns replaces them when ``MLOPS_DATA_PATH`` is set."""
+    import pandas as pd
+
+    if settings.data_path is not None:
+        return pd.read_csv(settings.data_path)
+    from sklearn.datasets import load_iris
+
+    raw = load_iris(as_frame=True).frame
+    raw.columns = [f.name for f in FEATURES] + [TARGET]
+    return raw
+
+
+def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
+    from sklearn.ensemble import RandomForestClassifier
+
+    from mlops.ml.model import tabular_pipeline
+
+    return tabular_pipeline(spec, RandomForestClassifier(n_estimators=50, max_depth=6, random_state=seed))
+
+
+SPEC = ProjectSpec(
+    name="iris",
+    description="Classify iris flowers into setosa, versicolor and virginica from four measurements.",
+    features=FEATURES,
+    target=TARGET,
+    class_names=("setosa", "versicolor", "virginica"),
+    load=load,
+    build_model=build_model,
+    primary_metric="f1_macro",
+    example={"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+    data_gate=DataGate(min_rows=30, max_missing_rate=0.0, max_duplicate_rate=0.1, min_class_rate=0.1),
+    model_gate=ModelGate(minimums={"f1_macro": 0.8, "accuracy": 0.8}),
+    promotion_target="production",
+)

@@ -1,0 +1,244 @@
+"""Every MLflow model-registry call of the project: aliases, compare-and-set moves, audited decisions.
+
+Aliases only (``production``, ``staging``, ``challenger``); MLflow stages are deprecated and ZenML's
+stage-based calls return nothing under MLflow 3.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from mlops.errors import AliasConflict, NotFound, PromotionRefused
+from mlops.governance.audit import AuditEvent, AuditLog
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from mlops.governance.promotion import Decision
+    from mlops.projects.base import ProjectSpec
+    from mlops.settings import Settings
+
+ALIASES = ("production", "staging", "challenger")
+METRIC_TAG = "metric."
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str
+    created_at: str
+    aliases: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def onnx_parity(self) -> bool:
+        return self.tags.get("onnx_parity") == "true"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "aliases": self.aliases,
+            "metrics": self.metrics,
+            "runtime": "onnx" if self.onnx_parity else "native",
+            "onnx_parity": self.onnx_parity,
+            "gates_passed": self.tags.get("gates_passed") == "true",
+            "promotion": self.tags.get("promotion.outcome", ""),
+            "tags": self.tags,
+        }
+
+
+class Registry:
+    """Thin, typed wrapper over ``MlflowClient`` for one registered model."""
+
+    def __init__(self, settings: Settings, project: str, client: MlflowClient | None = None) -> None:
+        self.settings = settings
+        self.project = project
+        self.name = settings.registered_model_name(project)
+        self._client = client
+        self.audit = AuditLog(settings.audit_url)
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            import mlflow
+            from mlflow import MlflowClient
+
+            # `models:/` URIs given to mlflow.*.load_model resolve through the process-wide URIs.
+            mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+            mlflow.set_registry_uri(self.settings.mlflow_registry_uri)
+            self._client = MlflowClient(
+                tracking_uri=self.settings.mlflow_tracking_uri, registry_uri=self.settings.mlflow_registry_uri
+            )
+        return self._client
+
+    # ----- reads -----
+    def alias_version(self, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(self.name, alias).version)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+
+    def aliases(self) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(self.name)
+        except MlflowException:
+            return {}
+        return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def version(self, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version(self.name, str(version))
+        except MlflowException:
+            raise NotFound(
+                f"model {self.name!r} has no version {version}", hint="list versions with `mlops models`"
+            ) from None
+        return self._info(mv)
+
+    def versions(self) -> list[VersionInfo]:
+        found = self.client.search_model_versions(f"name='{self.name}'")
+        holders: dict[str, list[str]] = {}
+        for alias, version in self.aliases().items():
+            holders.setdefault(version, []).append(alias)
+        infos = sorted((self._info(mv) for mv in found), key=lambda v: int(v.version))
+        for info in infos:  # search results do not carry aliases on every backend
+            info.aliases = sorted(set(info.aliases) | set(holders.get(info.version, [])))
+        return infos
+
+    def _info(self, mv: Any) -> VersionInfo:
+        tags = dict(mv.tags or {})
+        metrics = {k.removeprefix(METRIC_TAG): float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
+        created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, tz=UTC).isoformat()
+        return VersionInfo(
+            name=self.name,
+            version=str(mv.version),
+            run_id=str(mv.run_id or ""),
+            created_at=created,
+            aliases=sorted(mv.aliases or []),
+            metrics=metrics,
+            tags={k: v for k, v in tags.items() if not k.startswith(METRIC_TAG)},
+        )
+
+    # ----- writes -----
+    def tag_version(self, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+            self.client.set_model_version_tag(self.name, str(version), key, text)
+
+    def move_alias(self, alias: str, *, expected: str | None, new: str) -> None:
+        """Compare-and-set: re-read the alias right before moving it; refuse if it changed."""
+        current = self.alias_version(alias)
+        if current != expected:
+            raise AliasConflict(
+                f"alias {alias!r} of {self.name!r} moved from {expected} to {current} while deciding; refused",
+                hint="someone else promoted meanwhile; re-run the decision",
+            )
+        self.client.set_registered_model_alias(self.name, alias, str(new))
+
+    def drop_alias(self, alias: str) -> None:
+        self.client.delete_registered_model_alias(self.name, alias)
+
+    # ----- models -----
+    def load_native(self, version: str) -> Any:
+        import mlflow.sklearn
+
+        _ = self.client  # binds the process-wide URIs to these settings
+        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+
+    def score_on(self, spec: ProjectSpec, version: str, holdout: pd.DataFrame) -> dict[str, float]:
+        from mlops.ml.evaluate import holdout_xy, metrics
+
+        model = self.load_native(version)
+        x, y = holdout_xy(spec, holdout)
+        threshold = self.version(version).tags.get("threshold")
+        return metrics(spec, y, model.predict_proba(x), float(threshold) if threshold else None)
+
+    # ----- decisions -----
+    def record_decision(
+        self,
+        *,
+        version: str,
+        alias: str,
+        decision: Decision,
+        from_version: str | None,
+        action: str = "promote",
+        details: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        at = datetime.now(UTC)
+        who = self.settings.who
+        self.tag_version(
+            version,
+            {
+                "promotion.outcome": decision.outcome,
+                "promotion.reason": decision.reason,
+                "promotion.alias": alias,
+                "promotion.by": who,
+                "promotion.at": at.isoformat(),
+                "promotion.from_version": from_version or "",
+                "promotion.scores": {"challenger": decision.challenger_score, "champion": decision.champion_score},
+            },
+        )
+        return self.audit.record(
+            AuditEvent(
+                action=action,
+                project=self.project,
+                model_name=self.name,
+                decision=decision.outcome,
+                reason=decision.reason,
+                actor=who,
+                alias=alias,
+                from_version=from_version,
+                to_version=version,
+                details={**decision.as_dict(), **(details or {})},
+                at=at,
+            )
+        )
+
+    def apply(self, decision: Decision, *, version: str, alias: str, expected: str | None) -> AuditEvent:
+        """Carry out a decision: move ``alias`` (or give the version ``challenger``) and audit it."""
+        if decision.outcome == "promoted":
+            self.move_alias(alias, expected=expected, new=version)
+        elif decision.outcome == "kept":
+            self.client.set_registered_model_alias(self.name, "challenger", str(version))
+        return self.record_decision(version=version, alias=alias, decision=decision, from_version=expected)
+
+    def alias_history(self, alias: str) -> list[str]:
+        """Versions that held ``alias``, oldest first, replaying promotions (push) and rollbacks (pop)."""
+        stack: list[str] = []
+        for event in self.audit.history(model_name=self.name):
+            if event.alias != alias or event.to_version is None:
+                continue
+            if event.action == "rollback" and event.decision == "promoted":
+                if stack:
+                    stack.pop()
+            elif event.decision == "promoted":
+                stack.append(event.to_version)
+        return stack
+
+    def previous(self, alias: str) -> str:
+        stack = self.alias_history(alias)
+        current = self.alias_version(alias)
+        if current is None:
+            raise PromotionRefused(f"{self.name!r} has no {alias!r} version to roll back from")
+        if len(stack) < 2 or stack[-1] != current:
+            raise PromotionRefused(
+                f"no earlier {alias!r} version of {self.name!r} is recorded in the audit log",
+                hint="promote an explicit version with `mlops promote VERSION --to production --reason ...`",
+            )
+        return stack[-2]

@@ -1,0 +1,136 @@
+"""One settings object for every mode; read from the environment (prefix ``MLOPS_``) or ``.env``.
+
+Nothing here touches the disk or the network at import time. ``apply_environment`` is the single
+place that points ZenML and MLflow at the project's state folder; entry points call it before
+importing either library.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "staging", "production"] = "development"
+    project: str = "iris"
+    home: Path = Field(Path(".mlops"), description="State folder of the embedded mode.")
+
+    # MLflow tracking + registry; empty means SQLite under `home`.
+    tracking_uri: str = ""
+    registry_uri: str = ""
+    experiment_name: str = ""
+    model_name: str = Field("", description="Registered model name; empty means '<project>-classifier'.")
+
+    # Governance
+    audit_db_url: str = ""
+    promotion_margin: float = Field(0.0, ge=0.0, description="Challenger must beat champion by more than this.")
+    actor: str = Field("", description="Who acts; defaults to the OS user.")
+    alert_webhook_url: str = ""
+
+    # Training
+    seed: int = 42
+    test_size: float = Field(0.3, gt=0.0, lt=1.0)
+    onnx_prob_tolerance: float = 1e-4
+    data_path: Path | None = None
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    serving_alias: str = "production"
+    poll_interval_s: float = Field(5.0, gt=0)
+    max_batch_rows: int = Field(1000, gt=0)
+    prediction_log_url: str = ""
+    prediction_log_queue_size: int = 10_000
+    prediction_log_flush_s: float = 0.5
+    admin_api_key: SecretStr | None = None
+    predict_api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Settings:
+        if self.environment == "development":
+            return self
+        for name in ("admin_api_key", "predict_api_key"):
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"MLOPS_{name.upper()} is a placeholder; set a real secret in {self.environment}")
+        return self
+
+    # ----- derived locations (pure: nothing is created here) -----
+    @property
+    def state_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def zenml_config_path(self) -> Path:
+        return self.state_dir / "zenml"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_registry_uri(self) -> str:
+        return self.registry_uri or self.mlflow_tracking_uri
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.state_dir / "mlartifacts").as_uri()
+
+    @property
+    def audit_url(self) -> str:
+        return self.audit_db_url or f"sqlite:///{self.state_dir / 'audit.db'}"
+
+    @property
+    def prediction_log_db_url(self) -> str:
+        return self.prediction_log_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    @property
+    def who(self) -> str:
+        if self.actor:
+            return self.actor
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
+
+    def registered_model_name(self, project: str | None = None) -> str:
+        return self.model_name or f"{project or self.project}-classifier"
+
+    def experiment(self, project: str | None = None) -> str:
+        return self.experiment_name or f"{project or self.project}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def apply_environment(settings: Settings | None = None) -> Settings:
+    """Point ZenML and MLflow at the state folder. Call before importing zenml or mlflow."""
+    s = settings or get_settings()
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("ZENML_CONFIG_PATH", str(s.zenml_config_path))
+    # Source root for step/pipeline sources; without it ZenML guesses from __main__ (fails under `python -c`).
+    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(s.state_dir.parent))
+    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
+    os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
+    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
+    os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ["MLFLOW_TRACKING_URI"] = s.mlflow_tracking_uri
+    os.environ["MLFLOW_REGISTRY_URI"] = s.mlflow_registry_uri
+    return s

@@ -1,0 +1,75 @@
+"""Registry stage: register in MLflow (linked both ways with the ZenML model version) and promote.
+
+Both steps have side effects, so they are never served from ZenML's cache.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from zenml import get_step_context, log_metadata, step
+
+from mlops.governance.promote import auto_promote, summary
+from mlops.projects import get_project
+from mlops.settings import get_settings
+from mlops.tracking import register
+
+
+@step(enable_cache=False)
+def register_model(
+    model: Pipeline,
+    eval_holdout: pd.DataFrame,
+    metrics: dict[str, float],
+    confusion_matrix: list[list[int]],
+    onnx_model: bytes,
+    onnx_parity: dict[str, Any],
+    dataset_hash: str,
+    project: str,
+    seed: int,
+) -> Annotated[dict[str, str], "mlflow_model_version"]:
+    settings = get_settings()
+    spec = get_project(project)
+    ctx = get_step_context()
+    run = ctx.pipeline_run
+    zenml_model = ctx.model if ctx.model is not None else None
+    zenml_links = {
+        "zenml_run_id": str(run.id),
+        "zenml_run_name": run.name,
+        "zenml_pipeline": run.pipeline.name if run.pipeline else "",
+        "zenml_model_version_id": str(zenml_model.id) if zenml_model else "",
+    }
+    ref = register(
+        settings=settings,
+        spec=spec,
+        model=model,
+        holdout=eval_holdout,
+        metrics=metrics,
+        confusion_matrix=confusion_matrix,
+        onnx_bytes=onnx_model or None,
+        parity=onnx_parity,
+        dataset_hash=dataset_hash,
+        seed=seed,
+        extra_tags=zenml_links,
+    )
+    link = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "uri": ref.uri}
+    log_metadata({"mlflow_model": link})
+    if zenml_model is not None:
+        log_metadata({"mlflow_model": link, "metrics": metrics, "onnx_parity": onnx_parity}, infer_model=True)
+    log_metadata({"mlflow_model": link, "metrics": metrics}, run_id_name_or_prefix=run.id)
+    return link
+
+
+@step(enable_cache=False)
+def promote_model(
+    mlflow_model_version: dict[str, str], eval_holdout: pd.DataFrame, metrics: dict[str, float], project: str
+) -> Annotated[dict[str, Any], "promotion_decision"]:
+    """Fair promotion: champion and challenger scored on this run's holdout; alias moved by compare-and-set."""
+    settings = get_settings()
+    spec = get_project(project)
+    decision, event = auto_promote(settings, spec, mlflow_model_version["version"], eval_holdout, metrics, [])
+    result = summary(decision, event)
+    log_metadata({"promotion": result})
+    log_metadata({"promotion": result}, run_id_name_or_prefix=get_step_context().pipeline_run.id)
+    return result

@@ -1,0 +1,73 @@
+"""Model stage: train, evaluate with its gate, export to ONNX with a parity check."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Annotated, Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+from zenml import log_metadata, step
+from zenml.types import HTMLString
+
+from mlops.errors import GateFailed
+from mlops.governance.gates import metric_reasons
+from mlops.ml import evaluate as ev
+from mlops.ml import model as ml
+from mlops.ml import onnx_export
+from mlops.projects import get_project
+from mlops.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+
+@step
+def train_model(train_set: pd.DataFrame, project: str, seed: int) -> Annotated[Pipeline, "model"]:
+    spec = get_project(project)
+    model = ml.train(spec, train_set, seed)
+    log_metadata({"estimator": type(model[-1]).__name__, "train_rows": len(train_set)})
+    return model
+
+
+@step
+def evaluate_model(
+    model: Pipeline, eval_holdout: pd.DataFrame, project: str
+) -> tuple[
+    Annotated[dict[str, float], "metrics"],
+    Annotated[list[list[int]], "confusion_matrix"],
+    Annotated[HTMLString, "confusion_matrix_plot"],
+]:
+    """Holdout metrics; the model gate (absolute minimums) stops the run before anything is registered."""
+    spec = get_project(project)
+    x, y = ev.holdout_xy(spec, eval_holdout)
+    proba = model.predict_proba(x)
+    metrics = ev.metrics(spec, y, proba)
+    matrix = ev.confusion(spec, y, proba)
+    log_metadata({"metrics": metrics})
+    reasons = metric_reasons(spec, metrics)
+    if reasons:
+        raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
+    png = base64.b64encode(ev.confusion_png(spec, matrix)).decode()
+    return metrics, matrix, HTMLString(f'<img alt="confusion matrix" src="data:image/png;base64,{png}"/>')
+
+
+@step
+def export_onnx(
+    model: Pipeline, eval_holdout: pd.DataFrame, project: str
+) -> tuple[Annotated[bytes, "onnx_model"], Annotated[dict[str, Any], "onnx_parity"]]:
+    """ONNX export + parity on the holdout; a failed conversion is recorded, never fatal (native fallback)."""
+    spec = get_project(project)
+    tolerance = get_settings().onnx_prob_tolerance
+    try:
+        onnx_bytes = onnx_export.export(spec, model)
+    except Exception as exc:
+        parity = onnx_export.Parity(False, 0, 0.0, float("inf"), tolerance, f"{type(exc).__name__}: {exc}")
+        logger.warning("ONNX export failed, the service will use the native model: %s", parity.error)
+        log_metadata({"onnx_parity": parity.as_dict()})
+        return b"", parity.as_dict()
+    parity = onnx_export.check_parity(spec, model, onnx_bytes, eval_holdout, tolerance)
+    if not parity.ok:
+        logger.warning("ONNX parity failed (%s), the service will use the native model", parity)
+    log_metadata({"onnx_parity": parity.as_dict(), "onnx_bytes": len(onnx_bytes)})
+    return onnx_bytes, parity.as_dict()
