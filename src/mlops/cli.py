@@ -28,9 +28,12 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Use case (default: MLOPS_PROJECT or iris).")]
+ProjectOpt = Annotated[
+    str | None, typer.Option("--project", "-p", help="Use case (default: MLOPS_PROJECT or iris).")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 F = TypeVar("F", bound=Callable[..., Any])
+
 
 def _settings(project: str | None) -> tuple[Settings, str]:
     settings = get_settings()
@@ -40,8 +43,10 @@ def _settings(project: str | None) -> tuple[Settings, str]:
     get_project(name)  # validates the name with a helpful message
     return settings, name
 
+
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
+
 
 def _quiet_libraries() -> None:
     import logging
@@ -50,6 +55,7 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
     for name in ("mlflow", "alembic", "zenml", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
 
 @app.command()
 def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
@@ -70,9 +76,15 @@ def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     primary = result.get("metrics", {})
     table.add_row("metrics", ", ".join(f"{k}={v:.4f}" for k, v in primary.items()))
     parity = result.get("onnx_parity", {})
-    table.add_row("runtime", "onnx (parity ok)" if parity.get("ok") else f"native (onnx parity failed {parity})")
-    table.add_row("decision", f"[bold]{promotion.get('outcome')}[/] → {promotion.get('alias')}: {promotion.get('reason')}")
+    table.add_row(
+        "runtime", "onnx (parity ok)" if parity.get("ok") else f"native (onnx parity failed {parity})"
+    )
+    table.add_row(
+        "decision",
+        f"[bold]{promotion.get('outcome')}[/] → {promotion.get('alias')}: {promotion.get('reason')}",
+    )
     console.print(table)
+
 
 @app.command()
 def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
@@ -102,9 +114,12 @@ def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         )
     console.print(table)
 
+
 @app.command()
 def predict(
-    features: Annotated[str, typer.Argument(help="Feature values as JSON, e.g. '{\"sepal_length\": 5.1, ...}'.")],
+    features: Annotated[
+        str, typer.Argument(help="Feature values as JSON, e.g. '{\"sepal_length\": 5.1, ...}'.")
+    ],
     project: ProjectOpt = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "production",
     as_json: JsonOpt = False,
@@ -114,7 +129,9 @@ def predict(
     try:
         row = json.loads(features)
     except json.JSONDecodeError as exc:
-        raise UsageError(f"features are not valid JSON: {exc}", hint="quote the JSON object in single quotes") from None
+        raise UsageError(
+            f"features are not valid JSON: {exc}", hint="quote the JSON object in single quotes"
+        ) from None
     from mlops.predict import predict_from_registry
 
     result = predict_from_registry(settings, name, row, alias=alias)
@@ -125,6 +142,7 @@ def predict(
     console.print(f"input: {json.dumps(row)}")
     console.print(f"prediction: [bold green]{result['prediction']}[/] ({result['label']})")
     console.print("probabilities: " + ", ".join(f"{k}={v:.3f}" for k, v in result["probabilities"].items()))
+
 
 @app.command()
 def promote(
@@ -148,6 +166,7 @@ def promote(
         return
     console.print(f"[green]{to}[/]: {event.from_version or '-'} → {event.to_version} ({event.reason})")
 
+
 @app.command()
 def rollback(
     to: Annotated[str, typer.Option("--alias", help="Alias to roll back.")] = "production",
@@ -166,13 +185,16 @@ def rollback(
         return
     console.print(f"[yellow]{to}[/] rolled back: {event.from_version} → {event.to_version}")
 
+
 @app.command()
 def audit(project: ProjectOpt = None, limit: int = 50, as_json: JsonOpt = False) -> None:
     """Show the append-only audit log of promotion decisions."""
     settings, name = _settings(project)
     from mlops.governance.audit import AuditLog
 
-    events = AuditLog(settings.audit_url).history(model_name=settings.registered_model_name(name), limit=limit)
+    events = AuditLog(settings.audit_url).history(
+        model_name=settings.registered_model_name(name), limit=limit
+    )
     if as_json:
         _print_json([e.as_dict() for e in events])
         return
@@ -216,12 +238,14 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     console.print(table)
 
+
 def main() -> None:
     try:
         app()
     except MlopsError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise SystemExit(exc.exit_code) from None
+
 
 if __name__ == "__main__":
     main()

@@ -56,5 +56,9 @@ def train_register_promote(
         seed=seed,
     )
     decision, event = auto_promote(settings, spec, ref.version, holdout, metrics, [])
-    return {"model": {"name": ref.name, "version": ref.version, "run_id": ref.run_id}, "metrics": metrics,
-            "onnx_parity": parity.as_dict(), "promotion": summary(decision, event)}
+    return {
+        "model": {"name": ref.name, "version": ref.version, "run_id": ref.run_id},
+        "metrics": metrics,
+        "onnx_parity": parity.as_dict(),
+        "promotion": summary(decision, event),
+    }

@@ -21,17 +21,21 @@ def validate_row(project: str, row: Any) -> dict[str, Any]:
             reasons=[*(f"missing field {m!r}" for m in missing), *(f"unknown field {e!r}" for e in extra)],
             hint=f"expected fields: {', '.join(spec.feature_names)}",
         )
-    from mlops.governance.gates import data_reasons
-
     import pandas as pd
 
-    reasons = [r for r in data_reasons(spec, pd.DataFrame([row]), with_target=False) if "rows, fewer" not in r]
+    from mlops.governance.gates import data_reasons
+
+    reasons = [
+        r for r in data_reasons(spec, pd.DataFrame([row]), with_target=False) if "rows, fewer" not in r
+    ]
     if reasons:
         raise UsageError("invalid feature values", reasons=reasons)
     return row
 
 
-def predict_from_registry(settings: Settings, project: str, row: Any, *, alias: str = "production") -> dict[str, Any]:
+def predict_from_registry(
+    settings: Settings, project: str, row: Any, *, alias: str = "production"
+) -> dict[str, Any]:
     validate_row(project, row)
     apply_environment(settings)
     spec = get_project(project)

@@ -146,7 +146,7 @@ class Registry:
         current = self.alias_version(alias)
         if current != expected:
             raise AliasConflict(
-                f"alias {alias!r} of {self.name!r} moved from {expected} to {current} while deciding; refused",
+                f"alias {alias!r} of {self.name!r} moved from {expected} to {current} meanwhile; refused",
                 hint="someone else promoted meanwhile; re-run the decision",
             )
         self.client.set_registered_model_alias(self.name, alias, str(new))
@@ -191,7 +191,10 @@ class Registry:
                 "promotion.by": who,
                 "promotion.at": at.isoformat(),
                 "promotion.from_version": from_version or "",
-                "promotion.scores": {"challenger": decision.challenger_score, "champion": decision.champion_score},
+                "promotion.scores": {
+                    "challenger": decision.challenger_score,
+                    "champion": decision.champion_score,
+                },
             },
         )
         return self.audit.record(

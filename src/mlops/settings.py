@@ -33,7 +33,9 @@ class Settings(BaseSettings):
 
     # Governance
     audit_db_url: str = ""
-    promotion_margin: float = Field(0.0, ge=0.0, description="Challenger must beat champion by more than this.")
+    promotion_margin: float = Field(
+        0.0, ge=0.0, description="Challenger must beat champion by more than this."
+    )
     actor: str = Field("", description="Who acts; defaults to the OS user.")
     alert_webhook_url: str = ""
 
@@ -62,7 +64,9 @@ class Settings(BaseSettings):
         for name in ("admin_api_key", "predict_api_key"):
             value = getattr(self, name)
             if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(f"MLOPS_{name.upper()} is a placeholder; set a real secret in {self.environment}")
+                raise ValueError(
+                    f"MLOPS_{name.upper()} is a placeholder; set a real secret in {self.environment}"
+                )
         return self
 
     # ----- derived locations (pure: nothing is created here) -----
@@ -122,8 +126,9 @@ def apply_environment(settings: Settings | None = None) -> Settings:
     s = settings or get_settings()
     s.state_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZENML_CONFIG_PATH", str(s.zenml_config_path))
-    # Source root for step/pipeline sources; without it ZenML guesses from __main__ (fails under `python -c`).
-    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(s.state_dir.parent))
+    # Source root for step sources (the folder that holds the `mlops` package); without it ZenML
+    # guesses from __main__, which fails under `python -c` and in subprocesses.
+    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(Path(__file__).resolve().parent.parent))
     os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
     os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
     os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")

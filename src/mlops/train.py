@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops.errors import GateFailed, MlopsError
 from mlops.projects import get_project
 from mlops.settings import Settings, apply_environment
 
 
 def run_training(settings: Settings, project: str) -> dict[str, Any]:
     apply_environment(settings)
+    _cache_distribution_lookup()
     spec = get_project(project)
     from zenml import Model
 
@@ -22,8 +24,33 @@ def run_training(settings: Settings, project: str) -> dict[str, Any]:
             tags=[spec.name],
         ),
     )
-    run = configured(project=spec.name, test_size=settings.test_size, seed=settings.seed)
+    try:
+        run = configured(project=spec.name, test_size=settings.test_size, seed=settings.seed)
+    except RuntimeError as exc:
+        raise _step_failure(configured.name) or exc from None
     return run_outputs(run)
+
+
+def _step_failure(pipeline_name: str) -> MlopsError | None:
+    """Turn the failed step of the latest run back into our error, with every gate reason."""
+    from zenml.client import Client
+
+    runs = Client().list_pipeline_runs(
+        pipeline_name=pipeline_name, sort_by="desc:created", size=1, hydrate=True
+    )
+    if not runs.items:
+        return None
+    run = runs.items[0]
+    for name, step_run in run.steps.items():
+        info = step_run.exception_info
+        if info is None or not info.message:
+            continue
+        first, *rest = info.message.splitlines()
+        reasons = [line.removeprefix("  - ") for line in rest if line.startswith("  - ")]
+        hint = next((line.removeprefix("hint: ") for line in rest if line.startswith("hint: ")), "")
+        error_type = GateFailed if (info.source or "").endswith("GateFailed") else MlopsError
+        return error_type(f"step {name!r} of run {run.name} failed: {first}", reasons=reasons, hint=hint)
+    return None
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
@@ -41,3 +68,15 @@ def run_outputs(run: Any) -> dict[str, Any]:
     if "promote_model" in steps:
         out["promotion"] = steps["promote_model"].outputs["promotion_decision"][0].load()
     return out
+
+
+def _cache_distribution_lookup() -> None:
+    """ZenML resolves each materializer's package with ``importlib.metadata.packages_distributions()``,
+    which rescans every installed distribution (0.36 s each, ~1.8 s a run here). The installed set does
+    not change during a run, so memoise it for this process.
+    """
+    import functools
+    import importlib.metadata
+
+    if not hasattr(importlib.metadata.packages_distributions, "cache_info"):
+        importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)

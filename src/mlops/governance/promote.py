@@ -71,7 +71,9 @@ def manual_promote(
     )
 
 
-def rollback(settings: Settings, spec: ProjectSpec, *, alias: str = "production", reason: str = "") -> AuditEvent:
+def rollback(
+    settings: Settings, spec: ProjectSpec, *, alias: str = "production", reason: str = ""
+) -> AuditEvent:
     reg = Registry(settings, spec.name)
     current = reg.alias_version(alias)
     target = reg.previous(alias)

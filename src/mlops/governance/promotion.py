@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Outcome = Literal["promoted", "kept", "rejected"]
+# Scores are floats from the same holdout; differences below this are ties, not gains (0.92 - 0.90 > 0.02).
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -40,21 +42,24 @@ def decide(
     Both scores must come from the same holdout. A tie (or a gain within the margin) keeps the
     champion; with no champion the first passing model is promoted.
     """
-    common = {"metric": metric, "challenger_score": challenger, "champion_score": champion, "margin": margin}
+
+    def verdict(outcome: Outcome, reason: str) -> Decision:
+        return Decision(outcome, reason, metric, challenger, champion, margin, list(gate_reasons))
+
     if gate_reasons:
-        return Decision("rejected", "gates failed: " + "; ".join(gate_reasons), gate_reasons=gate_reasons, **common)
+        return verdict("rejected", "gates failed: " + "; ".join(gate_reasons))
     if champion is None:
-        return Decision("promoted", f"no champion; {metric}={challenger:.4f} passes the gates", **common)
+        return verdict("promoted", f"no champion; {metric}={challenger:.4f} passes the gates")
     gain = (challenger - champion) if higher_is_better else (champion - challenger)
-    if gain > margin:
-        return Decision(
+    if gain > margin + EPSILON:
+        return verdict(
             "promoted",
             f"{metric} {challenger:.4f} beats champion {champion:.4f} by {gain:+.4f} (> margin {margin})",
-            **common,
         )
-    verdict = "ties" if abs(gain) < 1e-12 else ("is within the margin of" if gain > 0 else "is worse than")
-    return Decision(
+    relation = (
+        "ties" if abs(gain) <= EPSILON else ("is within the margin of" if gain > 0 else "is worse than")
+    )
+    return verdict(
         "kept",
-        f"{metric} {challenger:.4f} {verdict} champion {champion:.4f} (margin {margin}); champion kept",
-        **common,
+        f"{metric} {challenger:.4f} {relation} champion {champion:.4f} (margin {margin}); champion kept",
     )

@@ -21,7 +21,9 @@ def predict_classes(spec: ProjectSpec, proba: np.ndarray, threshold: float | Non
     return np.asarray(np.argmax(proba, axis=1))
 
 
-def metrics(spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+def metrics(
+    spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
     from sklearn import metrics as m
 
     y_true = np.asarray(y_true)
@@ -30,8 +32,12 @@ def metrics(spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold:
     out = {
         "accuracy": float(m.accuracy_score(y_true, y_pred)),
         "f1_macro": float(m.f1_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
-        "precision_macro": float(m.precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
-        "recall_macro": float(m.recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)),
+        "precision_macro": float(
+            m.precision_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
+        "recall_macro": float(
+            m.recall_score(y_true, y_pred, average="macro", labels=labels, zero_division=0)
+        ),
         "log_loss": float(m.log_loss(y_true, np.clip(proba, 1e-15, 1.0), labels=labels)),
     }
     if len(np.unique(y_true)) == len(labels):
@@ -41,7 +47,9 @@ def metrics(spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold:
             y_bin = (y_true == positive).astype(int)
             out["roc_auc"] = float(m.roc_auc_score(y_bin, scores))
             out["average_precision"] = float(m.average_precision_score(y_bin, scores))
-            out["recall_positive"] = float(m.recall_score(y_bin, (y_pred == positive).astype(int), zero_division=0))
+            out["recall_positive"] = float(
+                m.recall_score(y_bin, (y_pred == positive).astype(int), zero_division=0)
+            )
             out["precision_positive"] = float(
                 m.precision_score(y_bin, (y_pred == positive).astype(int), zero_division=0)
             )
@@ -50,7 +58,9 @@ def metrics(spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold:
     return out
 
 
-def confusion(spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold: float | None = None) -> list[list[int]]:
+def confusion(
+    spec: ProjectSpec, y_true: np.ndarray, proba: np.ndarray, threshold: float | None = None
+) -> list[list[int]]:
     from sklearn.metrics import confusion_matrix
 
     labels = list(range(len(spec.class_names)))

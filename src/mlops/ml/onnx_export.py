@@ -36,7 +36,9 @@ def export(spec: ProjectSpec, model: Pipeline) -> bytes:
         (f.name, FloatTensorType([None, 1]) if f.kind == "numeric" else StringTensorType([None, 1]))
         for f in spec.features
     ]
-    onx = convert_sklearn(model, initial_types=inputs, options={id(model): {"zipmap": False}}, target_opset=17)
+    onx = convert_sklearn(
+        model, initial_types=inputs, options={id(model): {"zipmap": False}}, target_opset=17
+    )
     return bytes(onx.SerializeToString())
 
 

@@ -38,6 +38,11 @@ def split_data(
     spec = get_project(project)
     train, holdout = split(dataset, spec.target, test_size, seed)
     log_metadata(
-        {"train_rows": len(train), "holdout_rows": len(holdout), "holdout_hash": fingerprint(holdout), "seed": seed}
+        {
+            "train_rows": len(train),
+            "holdout_rows": len(holdout),
+            "holdout_hash": fingerprint(holdout),
+            "seed": seed,
+        }
     )
     return train, holdout

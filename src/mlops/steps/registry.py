@@ -53,11 +53,13 @@ def register_model(
         seed=seed,
         extra_tags=zenml_links,
     )
-    link = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "uri": ref.uri}
-    log_metadata({"mlflow_model": link})
-    if zenml_model is not None:
-        log_metadata({"mlflow_model": link, "metrics": metrics, "onnx_parity": onnx_parity}, infer_model=True)
-    log_metadata({"mlflow_model": link, "metrics": metrics}, run_id_name_or_prefix=run.id)
+    link: dict[str, Any] = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "uri": ref.uri}
+    step_meta: dict[str, Any] = {"mlflow_model": link}
+    run_meta: dict[str, Any] = {"mlflow_model": link, "metrics": metrics}
+    log_metadata(step_meta)
+    log_metadata(metadata=run_meta, run_id_name_or_prefix=run.id)
+    if zenml_model is not None:  # the ZenML model version stores the MLflow version (and vice versa, tags)
+        log_metadata(metadata={**run_meta, "onnx_parity": onnx_parity}, infer_model=True)
     return link
 
 
@@ -65,11 +67,12 @@ def register_model(
 def promote_model(
     mlflow_model_version: dict[str, str], eval_holdout: pd.DataFrame, metrics: dict[str, float], project: str
 ) -> Annotated[dict[str, Any], "promotion_decision"]:
-    """Fair promotion: champion and challenger scored on this run's holdout; alias moved by compare-and-set."""
+    """Fair promotion: champion and challenger scored on this run's holdout; compare-and-set alias move."""
     settings = get_settings()
     spec = get_project(project)
     decision, event = auto_promote(settings, spec, mlflow_model_version["version"], eval_holdout, metrics, [])
     result = summary(decision, event)
-    log_metadata({"promotion": result})
-    log_metadata({"promotion": result}, run_id_name_or_prefix=get_step_context().pipeline_run.id)
+    meta: dict[str, Any] = {"promotion": result}
+    log_metadata(meta)
+    log_metadata(metadata=meta, run_id_name_or_prefix=get_step_context().pipeline_run.id)
     return result

@@ -1,0 +1,114 @@
+"""The real ZenML training pipeline on an isolated ZenML store (this session's temp ZENML_CONFIG_PATH)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mlops.errors import GateFailed
+from mlops.governance.audit import AuditLog
+from mlops.registry import Registry
+from mlops.train import run_training
+
+pytestmark = pytest.mark.pipeline
+
+
+@pytest.fixture
+def two_runs(settings):
+    first = run_training(settings, "iris")
+    second = run_training(settings, "iris")
+    return first, second
+
+
+def test_two_runs_make_two_versions_and_a_fair_decision(settings, two_runs) -> None:
+    first, second = two_runs
+    assert first["status"] == second["status"] == "completed"
+    assert (first["model"]["version"], second["model"]["version"]) == ("1", "2")
+    assert first["promotion"]["outcome"] == "promoted"
+    assert second["promotion"]["outcome"] == "kept"  # same data, same seed: a tie keeps the champion
+    reg = Registry(settings, "iris")
+    assert reg.aliases() == {"production": "1", "challenger": "2"}
+    events = AuditLog(settings.audit_url).history(model_name=reg.name)
+    assert [(e.decision, e.to_version) for e in events] == [("promoted", "1"), ("kept", "2")]
+    assert all(e.reason for e in events)
+
+
+def test_artifacts_metadata_and_cross_links(settings, two_runs) -> None:
+    from zenml.client import Client
+
+    _, second = two_runs
+    client = Client()
+    run = client.get_pipeline_run(second["zenml_run_id"])
+    steps = run.steps
+    assert [s for s in steps] == [
+        "load_data",
+        "validate_data",
+        "split_data",
+        "train_model",
+        "evaluate_model",
+        "export_onnx",
+        "register_model",
+        "promote_model",
+    ]
+    # retraining always trains: nothing served from the cache
+    assert all(str(s.status) == "completed" for s in steps.values())
+    holdout = steps["split_data"].outputs["eval_holdout"][0]
+    assert holdout.name == "eval_holdout" and len(holdout.load()) == 45
+    model = steps["train_model"].outputs["model"][0].load()
+    assert hasattr(model, "predict_proba")
+    assert run.run_metadata["mlflow_model"]["version"] == "2"
+
+    version = Registry(settings, "iris").version("2")
+    assert version.tags["zenml_run_id"] == str(run.id)
+    assert version.onnx_parity is True
+    assert len(version.tags["dataset_hash"]) == 64
+    zenml_mv = client.get_model_version("iris-classifier", version.tags["zenml_model_version_id"])
+    assert zenml_mv.run_metadata["mlflow_model"]["version"] == "2"
+    assert zenml_mv.run_metadata["mlflow_model"]["run_id"] == version.run_id
+
+    import mlflow
+
+    mlflow_run = mlflow.get_run(version.run_id)
+    assert mlflow_run.data.tags["zenml_run_id"] == str(run.id)
+    assert {"accuracy", "f1_macro", "roc_auc"} <= set(mlflow_run.data.metrics)
+    assert mlflow_run.data.params["estimator"] == "RandomForestClassifier"
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+    assert {"confusion_matrix.png", "onnx_parity.json"} <= artifacts
+
+
+def test_plain_pyfunc_load_predicts_in_a_fresh_process(settings, two_runs) -> None:
+    code = (
+        "import json, mlflow.pyfunc, pandas as pd\n"
+        "m = mlflow.pyfunc.load_model('models:/iris-classifier@production')\n"
+        "row = {'sepal_length': 5.1, 'sepal_width': 3.5, 'petal_length': 1.4, 'petal_width': 0.2}\n"
+        "x = pd.DataFrame([row])\n"
+        "print(json.dumps([int(v) for v in m.predict(x)]))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0]
+
+
+def test_failing_data_gate_stops_the_run_and_moves_nothing(settings, two_runs, tmp_path, monkeypatch) -> None:
+    from mlops.projects import get_project
+    from mlops.settings import get_settings
+
+    frame = get_project("iris").load(settings)
+    frame.loc[:9, "petal_length"] = 99.0
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    monkeypatch.setenv("MLOPS_DATA_PATH", str(bad))
+    get_settings.cache_clear()
+    with pytest.raises(GateFailed, match="data gate failed") as info:
+        run_training(get_settings(), "iris")
+    assert info.value.reasons == [
+        "column 'petal_length' fails less_than_or_equal_to(15.0) in 10 row(s), e.g. 99.0, 99.0, 99.0"
+    ]
+    reg = Registry(settings, "iris")
+    assert reg.aliases() == {"production": "1", "challenger": "2"}
+    assert [v.version for v in reg.versions()] == ["1", "2"]

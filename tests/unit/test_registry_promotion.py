@@ -1,0 +1,94 @@
+"""Promotion against a real MLflow registry (SQLite in a temp folder): aliases, compare-and-set, audit."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlops.errors import AliasConflict, PromotionRefused
+from mlops.governance.audit import AuditLog
+from mlops.governance.promote import auto_promote, manual_promote, rollback
+from mlops.governance.promotion import decide
+from mlops.lifecycle import train_register_promote
+from mlops.registry import Registry
+
+
+def test_first_model_is_promoted_and_audited(settings, registered_iris) -> None:
+    reg = Registry(settings, "iris")
+    assert reg.alias_version("production") == registered_iris["model"]["version"] == "1"
+    events = AuditLog(settings.audit_url).history(model_name=reg.name)
+    assert [(e.decision, e.to_version, e.actor) for e in events] == [("promoted", "1", "pytest")]
+    tags = reg.version("1").tags
+    assert tags["promotion.outcome"] == "promoted"
+    assert tags["promotion.by"] == "pytest"
+    assert tags["gates_passed"] == "true"
+
+
+def test_retraining_same_data_ties_and_becomes_challenger(settings, registered_iris) -> None:
+    second = train_register_promote(settings, "iris")
+    reg = Registry(settings, "iris")
+    assert second["model"]["version"] == "2"
+    assert second["promotion"]["outcome"] == "kept"
+    assert reg.aliases() == {"production": "1", "challenger": "2"}
+    decision = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
+    assert decision.decision == "kept" and "ties" in decision.reason
+    assert decision.details["champion_score"] == decision.details["challenger_score"]
+
+
+def test_champion_is_scored_on_the_challengers_holdout(settings, registered_iris, iris_spec) -> None:
+    """A much worse holdout for the challenger lowers the champion's score too: same data for both."""
+    from mlops.data.split import split
+
+    reg = Registry(settings, "iris")
+    frame = iris_spec.load(settings)
+    _, holdout = split(frame, iris_spec.target, 0.3, 7)
+    champion_on_holdout = reg.score_on(iris_spec, "1", holdout)["f1_macro"]
+    decision, _ = auto_promote(settings, iris_spec, "1", holdout, {"f1_macro": champion_on_holdout}, [])
+    # Version 1 is the champion itself: no self-comparison, it re-enters as "no champion".
+    assert decision.champion_score is None
+    second = train_register_promote(settings, "iris", seed=7)
+    assert second["promotion"]["outcome"] in {"kept", "promoted"}
+    last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
+    assert last.details["champion_score"] is not None
+
+
+def test_alias_moved_between_read_and_write_is_refused(settings, registered_iris) -> None:
+    train_register_promote(settings, "iris")  # version 2 (challenger)
+    reg = Registry(settings, "iris")
+    stale = reg.alias_version("production")
+    reg.client.set_registered_model_alias(reg.name, "production", "2")  # someone else moves it
+    with pytest.raises(AliasConflict):
+        reg.move_alias("production", expected=stale, new="1")
+    assert reg.alias_version("production") == "2"
+
+
+def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) -> None:
+    reg = Registry(settings, "iris")
+    before = len(reg.audit.history(model_name=reg.name))
+    d = decide(metric="f1_macro", challenger=1.0, champion=0.5, margin=0.0, gate_reasons=[])
+    with pytest.raises(AliasConflict):
+        reg.apply(d, version="1", alias="production", expected="99")
+    assert len(reg.audit.history(model_name=reg.name)) == before
+
+
+def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:
+    reg = Registry(settings, "iris")
+    d = decide(metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"])
+    reg.apply(d, version="1", alias="production", expected="1")
+    assert reg.aliases() == {"production": "1"}
+    assert reg.audit.history(model_name=reg.name)[-1].decision == "rejected"
+
+
+def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris_spec) -> None:
+    train_register_promote(settings, "iris")
+    reg = Registry(settings, "iris")
+    with pytest.raises(PromotionRefused):
+        manual_promote(settings, iris_spec, "2", to="production", reason="  ")
+    manual_promote(settings, iris_spec, "2", to="production", reason="reviewed by the team")
+    assert reg.alias_version("production") == "2"
+    event = rollback(settings, iris_spec, reason="bad canary")
+    assert (event.from_version, event.to_version, event.action) == ("2", "1", "rollback")
+    assert reg.alias_version("production") == "1"
+    with pytest.raises(PromotionRefused):  # nothing earlier than version 1
+        rollback(settings, iris_spec)
+    actions = [(e.action, e.decision, e.to_version) for e in reg.audit.history(model_name=reg.name)]
+    assert actions[-2:] == [("promote", "promoted", "2"), ("rollback", "promoted", "1")]
