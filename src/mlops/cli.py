@@ -149,22 +149,33 @@ def promote(
     version: Annotated[str, typer.Argument(help="Model version to promote.")],
     to: Annotated[str, typer.Option("--to", help="Target alias.")] = "production",
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
-    approver: Annotated[str | None, typer.Option(help="Who approves (default: you).")] = None,
+    approver: Annotated[str | None, typer.Option(help="Who approves (required for production).")] = None,
+    via_pipeline: Annotated[bool, typer.Option(help="Run it as the ZenML promotion pipeline.")] = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move an alias to VERSION by a person's decision (compare-and-set, audited)."""
+    """Move an alias to VERSION after re-validating it on a fresh holdout (compare-and-set, audited)."""
     settings, name = _settings(project)
     if to not in {"production", "staging"}:
         raise UsageError(f"cannot promote to {to!r}", hint="use --to production or --to staging")
-    from mlops.governance.promote import manual_promote
-    from mlops.projects import get_project
+    if via_pipeline:
+        _quiet_libraries()
+        from mlops.train import run_promotion
 
-    event = manual_promote(settings, get_project(name), version, to=to, reason=reason, approver=approver)
+        result = run_promotion(settings, name, version, to=to, reason=reason, approver=approver or "")
+    else:
+        from mlops.governance.promote import manual_promote
+        from mlops.projects import get_project
+
+        result = manual_promote(
+            settings, get_project(name), version, to=to, reason=reason, approver=approver
+        ).as_dict()
     if as_json:
-        _print_json(event.as_dict())
+        _print_json(result)
         return
-    console.print(f"[green]{to}[/]: {event.from_version or '-'} → {event.to_version} ({event.reason})")
+    console.print(
+        f"[green]{to}[/]: {result['from_version'] or '-'} → {result['to_version']} ({result['reason']})"
+    )
 
 
 @app.command()

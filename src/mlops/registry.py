@@ -161,13 +161,17 @@ class Registry:
         _ = self.client  # binds the process-wide URIs to these settings
         return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
 
+    def threshold(self, version: str) -> float | None:
+        """The decision threshold stored with a binary model (None: argmax)."""
+        value = self.version(version).tags.get("threshold")
+        return float(value) if value else None
+
     def score_on(self, spec: ProjectSpec, version: str, holdout: pd.DataFrame) -> dict[str, float]:
         from mlops.ml.evaluate import holdout_xy, metrics
 
         model = self.load_native(version)
         x, y = holdout_xy(spec, holdout)
-        threshold = self.version(version).tags.get("threshold")
-        return metrics(spec, y, model.predict_proba(x), float(threshold) if threshold else None)
+        return metrics(spec, y, model.predict_proba(x), self.threshold(version))
 
     # ----- decisions -----
     def record_decision(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops.errors import GateFailed, MlopsError
+from mlops.errors import GateFailed, MlopsError, NotFound, PromotionRefused
 from mlops.projects import get_project
 from mlops.settings import Settings, apply_environment
 
@@ -31,6 +31,26 @@ def run_training(settings: Settings, project: str) -> dict[str, Any]:
     return run_outputs(run)
 
 
+def run_promotion(
+    settings: Settings, project: str, version: str, *, to: str, reason: str, approver: str
+) -> dict[str, Any]:
+    """Run the promotion pipeline; its failure comes back as the step's own error (with reasons)."""
+    apply_environment(settings)
+    _cache_distribution_lookup()
+    spec = get_project(project)
+    from zenml.client import Client
+
+    from mlops.pipelines.promotion import promotion_pipeline
+
+    try:
+        run = promotion_pipeline(project=spec.name, version=version, to=to, reason=reason, approver=approver)
+    except RuntimeError as exc:
+        raise _step_failure(promotion_pipeline.name) or exc from None
+    step_run = Client().get_pipeline_run(run.id).steps["promote_version"]
+    event: dict[str, Any] = step_run.outputs["promotion_event"][0].load()
+    return {"zenml_run_id": str(run.id), **event}
+
+
 def _step_failure(pipeline_name: str) -> MlopsError | None:
     """Turn the failed step of the latest run back into our error, with every gate reason."""
     from zenml.client import Client
@@ -48,7 +68,11 @@ def _step_failure(pipeline_name: str) -> MlopsError | None:
         first, *rest = info.message.splitlines()
         reasons = [line.removeprefix("  - ") for line in rest if line.startswith("  - ")]
         hint = next((line.removeprefix("hint: ") for line in rest if line.startswith("hint: ")), "")
-        error_type = GateFailed if (info.source or "").endswith("GateFailed") else MlopsError
+        source = info.source or ""
+        error_type = next(
+            (cls for cls in (GateFailed, PromotionRefused, NotFound) if source.endswith(cls.__name__)),
+            MlopsError,
+        )
         return error_type(f"step {name!r} of run {run.name} failed: {first}", reasons=reasons, hint=hint)
     return None
 

@@ -33,8 +33,16 @@ def test_two_runs_make_two_versions_and_a_fair_decision(settings, two_runs) -> N
     reg = Registry(settings, "iris")
     assert reg.aliases() == {"production": "1", "challenger": "2"}
     events = AuditLog(settings.audit_url).history(model_name=reg.name)
-    assert [(e.decision, e.to_version) for e in events] == [("promoted", "1"), ("kept", "2")]
+    decisions = [(e.decision, e.to_version) for e in events if e.action == "promote"]
+    assert decisions == [("promoted", "1"), ("kept", "2")]
     assert all(e.reason for e in events)
+    # the governance hook wrote each run's outcome exactly once
+    runs = [e for e in events if e.action == "pipeline"]
+    assert [(e.decision, e.details["zenml_run_id"]) for e in runs] == [
+        ("succeeded", first["zenml_run_id"]),
+        ("succeeded", second["zenml_run_id"]),
+    ]
+    assert runs[0].details["stack"] == "default"
 
 
 def test_artifacts_metadata_and_cross_links(settings, two_runs) -> None:
@@ -112,3 +120,19 @@ def test_failing_data_gate_stops_the_run_and_moves_nothing(settings, two_runs, t
     reg = Registry(settings, "iris")
     assert reg.aliases() == {"production": "1", "challenger": "2"}
     assert [v.version for v in reg.versions()] == ["1", "2"]
+    failures = [e for e in reg.audit.history(model_name=reg.name) if e.decision == "failed"]
+    assert len(failures) == 1
+    assert failures[0].details["step"] == "validate_data" and "petal_length" in failures[0].reason
+
+
+def test_promotion_pipeline_requires_an_approver_and_moves_the_alias(settings, two_runs) -> None:
+    from mlops.errors import PromotionRefused
+    from mlops.train import run_promotion
+
+    with pytest.raises(PromotionRefused, match="approver"):
+        run_promotion(settings, "iris", "2", to="production", reason="release 1.2", approver="")
+    reg = Registry(settings, "iris")
+    assert reg.alias_version("production") == "1"
+    result = run_promotion(settings, "iris", "2", to="production", reason="release 1.2", approver="ana")
+    assert (result["from_version"], result["to_version"], result["details"]["approver"]) == ("1", "2", "ana")
+    assert reg.alias_version("production") == "2"

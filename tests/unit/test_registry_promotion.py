@@ -81,9 +81,13 @@ def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:
 def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris_spec) -> None:
     train_register_promote(settings, "iris")
     reg = Registry(settings, "iris")
-    with pytest.raises(PromotionRefused):
-        manual_promote(settings, iris_spec, "2", to="production", reason="  ")
-    manual_promote(settings, iris_spec, "2", to="production", reason="reviewed by the team")
+    with pytest.raises(PromotionRefused, match="reason"):
+        manual_promote(settings, iris_spec, "2", to="production", reason="  ", approver="ana")
+    with pytest.raises(PromotionRefused, match="approver"):
+        manual_promote(settings, iris_spec, "2", to="production", reason="reviewed")
+    assert reg.alias_version("production") == "1"
+    event = manual_promote(settings, iris_spec, "2", to="production", reason="reviewed by the team", approver="ana")
+    assert event.details["approver"] == "ana" and "f1_macro" in event.details["fresh_holdout_metrics"]
     assert reg.alias_version("production") == "2"
     event = rollback(settings, iris_spec, reason="bad canary")
     assert (event.from_version, event.to_version, event.action) == ("2", "1", "rollback")
@@ -92,3 +96,17 @@ def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris
         rollback(settings, iris_spec)
     actions = [(e.action, e.decision, e.to_version) for e in reg.audit.history(model_name=reg.name)]
     assert actions[-2:] == [("promote", "promoted", "2"), ("rollback", "promoted", "1")]
+
+
+def test_manual_promotion_that_fails_revalidation_is_refused_and_audited(settings, registered_iris, iris_spec):
+    from dataclasses import replace
+
+    train_register_promote(settings, "iris")
+    strict = replace(iris_spec, model_gate=replace(iris_spec.model_gate, minimums={"f1_macro": 0.999}))
+    reg = Registry(settings, "iris")
+    with pytest.raises(PromotionRefused, match="re-validation") as info:
+        manual_promote(settings, strict, "2", to="production", reason="try", approver="ana")
+    assert any("below the minimum 0.9990" in r for r in info.value.reasons)
+    assert reg.alias_version("production") == "1"
+    last = reg.audit.history(model_name=reg.name)[-1]
+    assert (last.decision, last.to_version, last.details["approver"]) == ("rejected", "2", "ana")

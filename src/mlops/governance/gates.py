@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import GateFailed
 
@@ -55,3 +55,15 @@ def metric_reasons(spec: ProjectSpec, metrics: dict[str, float]) -> list[str]:
         elif value < minimum:
             reasons.append(f"{name} {value:.4f} is below the minimum {minimum:.4f}")
     return reasons
+
+
+def model_reasons(spec: ProjectSpec, model: Any, holdout: pd.DataFrame, threshold: float | None) -> list[str]:
+    """Fairness: per-group metrics of the sensitive attributes must stay within the allowed gap."""
+    if not spec.model_gate.sensitive_features:
+        return []
+    from mlops.ml.evaluate import holdout_xy
+    from mlops.ml.fairness import fairness_reasons, group_metrics
+
+    x, y = holdout_xy(spec, holdout)
+    groups = group_metrics(spec, holdout, y, model.predict_proba(x), threshold)
+    return list(fairness_reasons(spec, groups))

@@ -25,49 +25,123 @@ def auto_promote(
     gate_reasons: list[str],
     registry: Registry | None = None,
 ) -> tuple[Decision, AuditEvent]:
-    """Score the current champion on the challenger's holdout, decide, then compare-and-set the alias."""
+    """Score the current holder of the use case's target alias on the challenger's holdout, decide,
+    then compare-and-set the alias. Training into ``staging`` also refuses a regression against
+    ``production`` on the same holdout.
+    """
     reg = registry or Registry(settings, spec.name)
     alias = spec.promotion_target
     champion = reg.alias_version(alias)
     champion_score = None
     if champion is not None and champion != version:
         champion_score = reg.score_on(spec, champion, holdout)[spec.primary_metric]
+    reasons = list(gate_reasons)
+    if alias != "production":
+        reasons += regression_reasons(settings, spec, reg, version, holdout, challenger_metrics)
     decision = decide(
         metric=spec.primary_metric,
         challenger=challenger_metrics[spec.primary_metric],
         champion=champion_score,
         margin=settings.promotion_margin,
-        gate_reasons=gate_reasons,
+        gate_reasons=reasons,
     )
     event = reg.apply(decision, version=version, alias=alias, expected=champion)
     return decision, event
 
 
+def regression_reasons(
+    settings: Settings,
+    spec: ProjectSpec,
+    reg: Registry,
+    version: str,
+    holdout: pd.DataFrame,
+    challenger_metrics: dict[str, float],
+) -> list[str]:
+    """The candidate must not be worse than the production model on the same holdout (beyond the margin)."""
+    production = reg.alias_version("production")
+    if production is None or production == version:
+        return []
+    metric = spec.primary_metric
+    champion = reg.score_on(spec, production, holdout)[metric]
+    challenger = challenger_metrics[metric]
+    if challenger + settings.promotion_margin < champion:
+        return [f"{metric} {challenger:.4f} regresses against production v{production} ({champion:.4f})"]
+    return []
+
+
+def revalidate(
+    settings: Settings, spec: ProjectSpec, version: str, reg: Registry
+) -> tuple[dict[str, float], list[str]]:
+    """Re-run every gate on a fresh holdout: data gate, metric minimums, fairness, no regression."""
+    from mlops.data.split import split
+    from mlops.governance.gates import data_reasons, metric_reasons, model_reasons
+
+    fresh_seed = settings.seed + 1_000 + int(version)
+    fresh = spec.load(settings.model_copy(update={"seed": fresh_seed}))
+    reasons = data_reasons(spec, fresh)
+    if reasons:
+        return {}, [f"fresh data: {r}" for r in reasons]
+    _, holdout = split(fresh, spec.target, settings.test_size, fresh_seed)
+    metrics = reg.score_on(spec, version, holdout)
+    reasons = metric_reasons(spec, metrics)
+    reasons += model_reasons(spec, reg.load_native(version), holdout, reg.threshold(version))
+    reasons += regression_reasons(settings, spec, reg, version, holdout, metrics)
+    return metrics, reasons
+
+
 def manual_promote(
-    settings: Settings, spec: ProjectSpec, version: str, *, to: str, reason: str, approver: str | None = None
+    settings: Settings,
+    spec: ProjectSpec,
+    version: str,
+    *,
+    to: str,
+    reason: str,
+    approver: str | None = None,
 ) -> AuditEvent:
-    """Move ``to`` onto ``version`` by a person's decision; the version must have passed its gates."""
+    """A person's promotion: needs a reason (and an approver for production), re-runs the gates on a
+    fresh holdout, then moves the alias by compare-and-set. Refusals are audited too.
+    """
+    reg = Registry(settings, spec.name)
     if not reason.strip():
         raise PromotionRefused("a promotion needs a reason", hint="pass --reason 'why this version'")
-    reg = Registry(settings, spec.name)
+    if to == "production" and not (approver or "").strip():
+        raise PromotionRefused("promotion to production needs an approver", hint="pass --approver NAME")
     info = reg.version(version)
-    if info.tags.get("gates_passed") != "true":
-        raise PromotionRefused(f"version {version} of {reg.name!r} did not pass its gates; refused")
     current = reg.alias_version(to)
     if current == version:
         raise PromotionRefused(f"version {version} already holds {to!r}")
-    score = info.metrics.get(spec.primary_metric, float("nan"))
+    if info.tags.get("gates_passed") != "true":
+        raise PromotionRefused(
+            f"version {version} of {reg.name!r} did not pass its gates at training; refused"
+        )
+    metrics, reasons = revalidate(settings, spec, version, reg)
+    score = metrics.get(spec.primary_metric, float("nan"))
+    details = {"approver": approver or settings.who, "manual": True, "fresh_holdout_metrics": metrics}
+    if reasons:
+        refused = Decision(
+            "rejected",
+            f"re-validation failed: {'; '.join(reasons)}",
+            spec.primary_metric,
+            score,
+            None,
+            settings.promotion_margin,
+            reasons,
+        )
+        reg.record_decision(
+            version=version, alias=to, decision=refused, from_version=current, details=details
+        )
+        raise PromotionRefused(f"version {version} failed re-validation on a fresh holdout", reasons=reasons)
     decision = Decision(
-        "promoted", f"manual: {reason}", spec.primary_metric, score, None, settings.promotion_margin
+        "promoted",
+        f"approved by {details['approver']}: {reason}",
+        spec.primary_metric,
+        score,
+        None,
+        settings.promotion_margin,
     )
     reg.move_alias(to, expected=current, new=version)
     return reg.record_decision(
-        version=version,
-        alias=to,
-        decision=decision,
-        from_version=current,
-        action="promote",
-        details={"approver": approver or settings.who, "manual": True},
+        version=version, alias=to, decision=decision, from_version=current, action="promote", details=details
     )
 
 

@@ -9,11 +9,12 @@ from zenml import log_metadata, step
 
 from mlops.data.split import fingerprint, split
 from mlops.governance.gates import check_data
+from mlops.governance.hooks import run_failed
 from mlops.projects import get_project
 from mlops.settings import get_settings
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, on_failure=run_failed)
 def load_data(project: str) -> tuple[Annotated[pd.DataFrame, "raw_dataset"], Annotated[str, "dataset_hash"]]:
     spec = get_project(project)
     frame = spec.load(get_settings())
@@ -22,7 +23,7 @@ def load_data(project: str) -> tuple[Annotated[pd.DataFrame, "raw_dataset"], Ann
     return frame, digest
 
 
-@step
+@step(on_failure=run_failed)
 def validate_data(dataset: pd.DataFrame, project: str) -> Annotated[pd.DataFrame, "validated_dataset"]:
     """Stops the run with every reason when the data gate refuses."""
     spec = get_project(project)
@@ -31,7 +32,7 @@ def validate_data(dataset: pd.DataFrame, project: str) -> Annotated[pd.DataFrame
     return dataset
 
 
-@step
+@step(on_failure=run_failed)
 def split_data(
     dataset: pd.DataFrame, project: str, test_size: float, seed: int
 ) -> tuple[Annotated[pd.DataFrame, "train_set"], Annotated[pd.DataFrame, "eval_holdout"]]:

@@ -11,13 +11,14 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 from zenml import get_step_context, log_metadata, step
 
+from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.governance.promote import auto_promote, summary
 from mlops.projects import get_project
 from mlops.settings import get_settings
 from mlops.tracking import register
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, on_failure=run_failed)
 def register_model(
     model: Pipeline,
     eval_holdout: pd.DataFrame,
@@ -63,7 +64,7 @@ def register_model(
     return link
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)
 def promote_model(
     mlflow_model_version: dict[str, str], eval_holdout: pd.DataFrame, metrics: dict[str, float], project: str
 ) -> Annotated[dict[str, Any], "promotion_decision"]:

@@ -13,6 +13,7 @@ from zenml.types import HTMLString
 
 from mlops.errors import GateFailed
 from mlops.governance.gates import metric_reasons
+from mlops.governance.hooks import run_failed
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
 from mlops.ml import onnx_export
@@ -22,7 +23,7 @@ from mlops.settings import get_settings
 logger = logging.getLogger(__name__)
 
 
-@step
+@step(on_failure=run_failed)
 def train_model(train_set: pd.DataFrame, project: str, seed: int) -> Annotated[Pipeline, "model"]:
     spec = get_project(project)
     model = ml.train(spec, train_set, seed)
@@ -30,7 +31,7 @@ def train_model(train_set: pd.DataFrame, project: str, seed: int) -> Annotated[P
     return model
 
 
-@step
+@step(on_failure=run_failed)
 def evaluate_model(
     model: Pipeline, eval_holdout: pd.DataFrame, project: str
 ) -> tuple[
@@ -52,7 +53,7 @@ def evaluate_model(
     return metrics, matrix, HTMLString(f'<img alt="confusion matrix" src="data:image/png;base64,{png}"/>')
 
 
-@step
+@step(on_failure=run_failed)
 def export_onnx(
     model: Pipeline, eval_holdout: pd.DataFrame, project: str
 ) -> tuple[Annotated[bytes, "onnx_model"], Annotated[dict[str, Any], "onnx_parity"]]:
