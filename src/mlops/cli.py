@@ -250,6 +250,53 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+@app.command()
+def lineage(
+    target: Annotated[str, typer.Argument(help="A prediction's request id, or a model version number.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Trace prediction → model version → MLflow run → ZenML run → data → git commit and config."""
+    settings, name = _settings(project)
+    _quiet_libraries()
+    from mlops import lineage as lin
+
+    chain = lin.for_version(settings, name, target) if target.isdigit() else lin.for_request(settings, target)
+    if as_json:
+        _print_json(chain)
+        return
+    for link, value in chain.items():
+        ok = value.get("resolved", True) if isinstance(value, dict) else True
+        mark = "[green]✓[/]" if ok else "[red]✗[/]"
+        console.print(f"{mark} [bold]{link}[/]: {json.dumps(value, default=str)}", highlight=False)
+
+
+@app.command()
+def reproduce(
+    version: Annotated[
+        str, typer.Argument(help="Model version to re-train from its recorded data and config.")
+    ],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run training from the recorded dataset artifact and config; report whether metrics match."""
+    settings, name = _settings(project)
+    _quiet_libraries()
+    from mlops.lineage import reproduce as do_reproduce
+
+    result = do_reproduce(settings, name, version)
+    if as_json:
+        _print_json(result)
+    else:
+        verdict = "[green]reproduced[/]" if result["match"] else "[red]NOT reproduced[/]"
+        console.print(
+            f"version {version}: {verdict} (max |Δ| = {result['max_abs_diff']:.2e}, "
+            f"dataset hash matches: {result['dataset_hash_matches']})"
+        )
+    if not result["match"]:
+        raise SystemExit(1)
+
+
 def main() -> None:
     try:
         app()

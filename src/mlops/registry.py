@@ -60,8 +60,11 @@ class Registry:
     """Thin, typed wrapper over ``MlflowClient`` for one registered model."""
 
     def __init__(self, settings: Settings, project: str, client: MlflowClient | None = None) -> None:
+        from mlops.projects import get_project
+
         self.settings = settings
         self.project = project
+        self.spec: ProjectSpec | None = get_project(project)
         self.name = settings.registered_model_name(project)
         self._client = client
         self.audit = AuditLog(settings.audit_url)
@@ -201,7 +204,7 @@ class Registry:
                 },
             },
         )
-        return self.audit.record(
+        event = self.audit.record(
             AuditEvent(
                 action=action,
                 project=self.project,
@@ -216,6 +219,9 @@ class Registry:
                 at=at,
             )
         )
+        if self.spec is not None:
+            self.refresh_model_card(self.spec, version)
+        return event
 
     def apply(self, decision: Decision, *, version: str, alias: str, expected: str | None) -> AuditEvent:
         """Carry out a decision: move ``alias`` (or give the version ``challenger``) and audit it."""
@@ -224,6 +230,25 @@ class Registry:
         elif decision.outcome == "kept":
             self.client.set_registered_model_alias(self.name, "challenger", str(version))
         return self.record_decision(version=version, alias=alias, decision=decision, from_version=expected)
+
+    def refresh_model_card(self, spec: ProjectSpec, version: str) -> str:
+        """Render the version's model card from its tags and audit history; log it to its MLflow run."""
+        from mlops.governance.model_card import render
+
+        info = self.version(version)
+        groups = json.loads(info.tags.get("group_metrics", "{}") or "{}")
+        decisions = [e for e in self.audit.history(model_name=self.name) if e.to_version == version]
+        card = render(
+            spec,
+            name=self.name,
+            version=version,
+            tags={**info.tags, "mlflow_run_id": info.run_id},
+            metrics=info.metrics,
+            group_metrics=groups,
+            decisions=decisions,
+        )
+        self.client.log_text(info.run_id, card, "model_card.md")
+        return card
 
     def alias_history(self, alias: str) -> list[str]:
         """Versions that held ``alias``, oldest first, replaying promotions (push) and rollbacks (pop)."""

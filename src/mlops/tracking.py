@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class ModelRef:
     name: str
     version: str
     run_id: str
+    model_card: str = ""
 
     @property
     def uri(self) -> str:
@@ -97,6 +99,8 @@ def log_training_run(
     name = settings.registered_model_name(spec.name)
     x = to_frame(spec, holdout)
     signature = infer_signature(x, model.predict_proba(x))
+    # Our trust model for cloudpickle is documented below; do not warn on every run.
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.set_tags(tags)
         mlflow.log_params(params)
@@ -140,6 +144,7 @@ def register(
     seed: int,
     extra_tags: dict[str, str] | None = None,
     threshold: float | None = None,
+    group_metrics: dict[str, Any] | None = None,
 ) -> ModelRef:
     """Log the run, register a new version and tag it with everything the registry readers need."""
     from mlops.ml.evaluate import confusion_png
@@ -185,8 +190,12 @@ def register(
     }
     if threshold is not None:
         version_tags["threshold"] = str(threshold)
-    Registry(settings, spec.name).tag_version(ref.version, version_tags)
-    return ref
+    if group_metrics:
+        version_tags["group_metrics"] = dumps_json(group_metrics)
+    registry = Registry(settings, spec.name)
+    registry.tag_version(ref.version, version_tags)
+    card = registry.refresh_model_card(spec, ref.version)
+    return ModelRef(ref.name, ref.version, ref.run_id, model_card=card)
 
 
 def _png(data: bytes) -> Any:

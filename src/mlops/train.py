@@ -46,6 +46,8 @@ def run_promotion(
         run = promotion_pipeline(project=spec.name, version=version, to=to, reason=reason, approver=approver)
     except RuntimeError as exc:
         raise _step_failure(promotion_pipeline.name) or exc from None
+    if run is None:  # only for orchestrators that return before the run exists
+        raise MlopsError("the promotion pipeline was submitted but returned no run")
     step_run = Client().get_pipeline_run(run.id).steps["promote_version"]
     event: dict[str, Any] = step_run.outputs["promotion_event"][0].load()
     return {"zenml_run_id": str(run.id), **event}

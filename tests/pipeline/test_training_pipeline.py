@@ -136,3 +136,38 @@ def test_promotion_pipeline_requires_an_approver_and_moves_the_alias(settings, t
     result = run_promotion(settings, "iris", "2", to="production", reason="release 1.2", approver="ana")
     assert (result["from_version"], result["to_version"], result["details"]["approver"]) == ("1", "2", "ana")
     assert reg.alias_version("production") == "2"
+
+
+def test_lineage_resolves_every_link_and_reproduce_matches(settings, two_runs) -> None:
+    from zenml.client import Client
+
+    from mlops.lineage import for_version, reproduce
+
+    _, second = two_runs
+    chain = for_version(settings, "iris", "2")
+    assert chain["model_version"]["uri"] == "models:/iris-classifier/2"
+    assert chain["mlflow_run"]["resolved"] and chain["mlflow_run"]["id"] == second["model"]["run_id"]
+    assert chain["zenml_run"]["resolved"] and chain["zenml_run"]["id"] == second["zenml_run_id"]
+    assert chain["config"] == {"project": "iris", "test_size": 0.3, "seed": 42}
+    assert len(chain["code"]["git_commit"]) >= 7
+    dataset = Client().get_artifact_version(chain["dataset"]["artifact_version_id"])
+    assert (
+        dataset.name == "raw_dataset"
+        and chain["dataset"]["hash"] == Registry(settings, "iris").version("2").tags["dataset_hash"]
+    )
+    assert Client().get_artifact_version(chain["holdout"]["artifact_version_id"]).name == "eval_holdout"
+
+    result = reproduce(settings, "iris", "2")
+    assert result["dataset_hash_matches"] and result["match"], result
+
+
+def test_model_card_is_an_artifact_and_logged_to_mlflow(settings, two_runs) -> None:
+    import mlflow
+    from zenml.client import Client
+
+    first, _ = two_runs
+    run = Client().get_pipeline_run(first["zenml_run_id"])
+    card = str(run.steps["register_model"].outputs["model_card"][0].load())
+    assert card.startswith("# Model card: iris-classifier v1") and "## Metrics" in card
+    logged = mlflow.artifacts.load_text(f"runs:/{first['model']['run_id']}/model_card.md")
+    assert "| f1_macro |" in logged and "promoted" in logged  # refreshed with the promotion decision

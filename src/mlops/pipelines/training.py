@@ -17,7 +17,7 @@ def training_pipeline(project: str = "iris", test_size: float = 0.3, seed: int =
     model = train_model(train_set, project=project, seed=seed)
     metrics, matrix, _ = evaluate_model(model, holdout, project=project)
     onnx_model, parity = export_onnx(model, holdout, project=project)
-    version = register_model(
+    version, _ = register_model(
         model, holdout, metrics, matrix, onnx_model, parity, dataset_hash, project=project, seed=seed
     )
     promote_model(version, holdout, metrics, project=project)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from zenml import get_step_context, log_metadata, step
+from zenml.types import MarkdownString
 
 from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.governance.promote import auto_promote, summary
@@ -29,7 +30,7 @@ def register_model(
     dataset_hash: str,
     project: str,
     seed: int,
-) -> Annotated[dict[str, str], "mlflow_model_version"]:
+) -> tuple[Annotated[dict[str, str], "mlflow_model_version"], Annotated[MarkdownString, "model_card"]]:
     settings = get_settings()
     spec = get_project(project)
     ctx = get_step_context()
@@ -61,7 +62,7 @@ def register_model(
     log_metadata(metadata=run_meta, run_id_name_or_prefix=run.id)
     if zenml_model is not None:  # the ZenML model version stores the MLflow version (and vice versa, tags)
         log_metadata(metadata={**run_meta, "onnx_parity": onnx_parity}, infer_model=True)
-    return link
+    return link, MarkdownString(ref.model_card)
 
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)

@@ -1,0 +1,80 @@
+"""The model card of a registered version: intended use, data, metrics (per group too), gates, approvals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlops.governance.audit import AuditEvent
+    from mlops.projects.base import ProjectSpec
+
+
+def render(
+    spec: ProjectSpec,
+    *,
+    name: str,
+    version: str,
+    tags: dict[str, str],
+    metrics: dict[str, float],
+    group_metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+    decisions: list[AuditEvent] | None = None,
+) -> str:
+    gate = spec.model_gate
+    runtime = "ONNX (parity passed)" if tags.get("onnx_parity") == "true" else "native scikit-learn"
+    lines = [
+        f"# Model card: {name} v{version}",
+        "",
+        "## Intended use",
+        spec.description,
+        f"Predicts `{spec.target}` ({', '.join(spec.class_names)}). Promotion target after training: "
+        f"`{spec.promotion_target}`. Not for decisions without human review outside that scope.",
+        "",
+        "## Data",
+        f"- dataset hash: `{tags.get('dataset_hash', 'unknown')}`",
+        f"- features: {', '.join(f'`{f.name}` ({f.kind})' for f in spec.features)}",
+        f"- code: git `{tags.get('git_commit', 'unknown')}`; ZenML run `{tags.get('zenml_run_id', '-')}`; "
+        f"MLflow run `{tags.get('mlflow_run_id', '-')}`",
+        "",
+        "## Metrics (evaluation holdout)",
+        "| metric | value | gate minimum |",
+        "|---|---|---|",
+        *(f"| {k} | {v:.4f} | {gate.minimums.get(k, '')} |" for k, v in sorted(metrics.items())),
+        "",
+        f"Primary metric: `{spec.primary_metric}`. Decision threshold: {tags.get('threshold') or 'argmax'}. "
+        f"Serving runtime: {runtime}.",
+    ]
+    if group_metrics:
+        lines += [
+            "",
+            "## Per-group metrics",
+            f"Maximum allowed gap between groups: {gate.max_group_gap}.",
+            "",
+        ]
+        for feature, groups in group_metrics.items():
+            lines += [f"### {feature}", "| group | " + " | ".join(_columns(groups)) + " |"]
+            lines.append("|---|" + "---|" * len(_columns(groups)))
+            for group, values in groups.items():
+                cells = " | ".join(_fmt(values.get(c)) for c in _columns(groups))
+                lines.append(f"| {group} | {cells} |")
+            lines.append("")
+    lines += ["", "## Gates", f"Passed at training: {tags.get('gates_passed') == 'true'}."]
+    if decisions:
+        lines += [
+            "",
+            "## Decisions and approvals",
+            "| when | who | alias | decision | reason |",
+            "|---|---|---|---|---|",
+        ]
+        for e in decisions:
+            who = e.details.get("approver", e.actor)
+            lines.append(f"| {e.at:%Y-%m-%d %H:%M} | {who} | {e.alias or ''} | {e.decision} | {e.reason} |")
+    return "\n".join(lines) + "\n"
+
+
+def _columns(groups: dict[str, dict[str, Any]]) -> list[str]:
+    first = next(iter(groups.values()), {})
+    return list(first)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
