@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -248,6 +249,36 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     for key, value in info.items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     console.print(table)
+
+
+@app.command("batch-predict")
+def batch_predict(
+    source: Annotated[Path, typer.Argument(help="CSV or Parquet file with the feature columns.")],
+    output: Annotated[
+        Path | None, typer.Option(help="Parquet file to write (default: next to the input).")
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias whose model scores the file.")] = "production",
+    chunk_rows: Annotated[int, typer.Option(min=1_000, help="Rows per chunk (bounds memory).")] = 250_000,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a file with the batch inference pipeline (ZenML): chunked, gated, versioned."""
+    settings, name = _settings(project)
+    if not source.exists():
+        raise UsageError(f"input file {source} does not exist")
+    _quiet_libraries()
+    from mlops.train import run_batch
+
+    target = output or source.with_name(f"{source.stem}.predictions.parquet")
+    result = run_batch(settings, name, source, target, alias=alias, chunk_rows=chunk_rows)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(
+        f"[green]{result['rows']:,}[/] rows scored by {result['model_name']} v{result['model_version']} "
+        f"({result['runtime']}) in {result['seconds']:.1f} s → {result['output']}"
+    )
+    console.print("by label: " + ", ".join(f"{k}={v:,}" for k, v in result["predictions_by_label"].items()))
 
 
 @app.command()

@@ -23,11 +23,9 @@ def validate_row(project: str, row: Any) -> dict[str, Any]:
         )
     import pandas as pd
 
-    from mlops.governance.gates import data_reasons
+    from mlops.data.schema import schema_reasons
 
-    reasons = [
-        r for r in data_reasons(spec, pd.DataFrame([row]), with_target=False) if "rows, fewer" not in r
-    ]
+    reasons = schema_reasons(spec, pd.DataFrame([row]), with_target=False)
     if reasons:
         raise UsageError("invalid feature values", reasons=reasons)
     return row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from mlops.errors import GateFailed, MlopsError, NotFound, PromotionRefused
@@ -51,6 +52,33 @@ def run_promotion(
     step_run = Client().get_pipeline_run(run.id).steps["promote_version"]
     event: dict[str, Any] = step_run.outputs["promotion_event"][0].load()
     return {"zenml_run_id": str(run.id), **event}
+
+
+def run_batch(
+    settings: Settings, project: str, source: Path, output: Path, *, alias: str, chunk_rows: int
+) -> dict[str, Any]:
+    apply_environment(settings)
+    _cache_distribution_lookup()
+    spec = get_project(project)
+    from zenml.client import Client
+
+    from mlops.pipelines.batch_inference import batch_inference_pipeline
+
+    try:
+        run = batch_inference_pipeline(
+            project=spec.name,
+            input_path=str(source.resolve()),
+            output_path=str(output.resolve()),
+            alias=alias,
+            chunk_rows=chunk_rows,
+        )
+    except RuntimeError as exc:
+        raise _step_failure(batch_inference_pipeline.name) or exc from None
+    if run is None:
+        raise MlopsError("the batch pipeline was submitted but returned no run")
+    outputs = Client().get_pipeline_run(run.id).steps["score_batch"].outputs
+    summary: dict[str, Any] = outputs["batch_summary"][0].load()
+    return {"zenml_run_id": str(run.id), "artifact_uri": outputs["batch_predictions"][0].uri, **summary}
 
 
 def _step_failure(pipeline_name: str) -> MlopsError | None:

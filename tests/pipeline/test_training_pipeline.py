@@ -171,3 +171,25 @@ def test_model_card_is_an_artifact_and_logged_to_mlflow(settings, two_runs) -> N
     assert card.startswith("# Model card: iris-classifier v1") and "## Metrics" in card
     logged = mlflow.artifacts.load_text(f"runs:/{first['model']['run_id']}/model_card.md")
     assert "| f1_macro |" in logged and "promoted" in logged  # refreshed with the promotion decision
+
+
+def test_batch_inference_pipeline_writes_versioned_predictions(settings, two_runs, tmp_path) -> None:
+    import pandas as pd
+    from zenml.client import Client
+
+    from mlops.projects import get_project
+    from mlops.train import run_batch
+
+    rows = get_project("iris").load(settings).drop(columns=["species"])
+    source = tmp_path / "rows.csv"
+    rows.to_csv(source, index=False)
+    result = run_batch(
+        settings, "iris", source, tmp_path / "pred.parquet", alias="production", chunk_rows=1_000
+    )
+    assert result["rows"] == 150 and result["model_version"] == "1"
+    written = pd.read_parquet(tmp_path / "pred.parquet")
+    assert len(written) == 150 and set(written["run_id"].astype(str)) == {result["zenml_run_id"]}
+    artifact = (
+        Client().get_pipeline_run(result["zenml_run_id"]).steps["score_batch"].outputs["batch_predictions"][0]
+    )
+    assert len(pd.read_parquet(artifact.load())) == 150  # the versioned copy in the artifact store

@@ -12,7 +12,14 @@ if TYPE_CHECKING:
     from mlops.projects.base import ProjectSpec
 
 
-def data_reasons(spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = True) -> list[str]:
+def data_reasons(
+    spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = True, batch: bool = False
+) -> list[str]:
+    """Schema, ranges, missing rates; for training data also size, duplicates and class balance.
+
+    ``batch=True`` is the gate for scoring inputs (a chunk of a file, or rows of a request): the same
+    schema and missing-rate checks, without the checks that only make sense for a training set.
+    """
     from mlops.data.schema import schema_reasons
 
     gate = spec.data_gate
@@ -20,14 +27,17 @@ def data_reasons(spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = 
     if missing_cols:
         return [f"missing column(s): {', '.join(missing_cols)}"]
     reasons = schema_reasons(spec, frame, with_target=with_target)
-    if len(frame) < gate.min_rows:
+    if not batch and len(frame) < gate.min_rows:
         reasons.append(f"{len(frame)} rows, fewer than the minimum {gate.min_rows}")
     for f in spec.features:
         col = frame[f.name]
-        rate = float(col.isna().mean() + (col.astype(str) == "").mean() * (f.kind == "categorical"))
+        missing = col.isna()
+        if f.kind == "categorical":  # missing categoricals travel as "" (see ml.model.to_frame)
+            missing |= col.astype(str) == ""
+        rate = float(missing.mean())
         if rate > gate.max_missing_rate:
             reasons.append(f"column {f.name!r} is {rate:.1%} missing (max {gate.max_missing_rate:.1%})")
-    if len(frame):
+    if not batch and len(frame):
         dup = float(frame.duplicated().mean())
         if dup > gate.max_duplicate_rate:
             reasons.append(f"{dup:.1%} duplicate rows (max {gate.max_duplicate_rate:.1%})")

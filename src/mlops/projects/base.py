@@ -67,6 +67,9 @@ class ProjectSpec:
     model_gate: ModelGate = ModelGate()
     promotion_target: PromotionTarget = "production"
     positive_class: int | None = None  # binary use cases: index of the positive class
+    # Maps rows in the format users hold (e.g. the raw file's columns) to the model's features, for
+    # scoring inputs; None when inputs already are the features.
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
     @property
     def feature_names(self) -> list[str]:

@@ -1,0 +1,17 @@
+"""Batch inference: the model that holds the alias scores a CSV/Parquet file into versioned predictions."""
+
+from __future__ import annotations
+
+from zenml import pipeline
+
+from mlops.steps.batch import resolve_model, score_batch
+
+
+@pipeline(enable_cache=False)
+def batch_inference_pipeline(
+    project: str, input_path: str, output_path: str, alias: str = "production", chunk_rows: int = 250_000
+) -> None:
+    version = resolve_model(project=project, alias=alias)
+    score_batch(
+        version, project=project, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows
+    )

@@ -1,0 +1,116 @@
+"""A registered model, ready to score: ONNX Runtime when its parity check passed, scikit-learn otherwise.
+
+Shared by the service and batch scoring. Imports mlflow only while loading, never while scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.projects.base import ProjectSpec
+    from mlops.settings import Settings
+
+logger = logging.getLogger(__name__)
+RuntimeKind = Literal["onnx", "native"]
+
+
+class Scorer(Protocol):
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+
+class OnnxScorer:
+    def __init__(self, spec: ProjectSpec, onnx_bytes: bytes, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.spec = spec
+        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        self.output = self.session.get_outputs()[1].name  # [label, probabilities] (no ZipMap)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        from mlops.ml.onnx_export import onnx_feeds
+
+        return np.asarray(self.session.run([self.output], onnx_feeds(self.spec, frame))[0])
+
+
+class NativeScorer:
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(frame))
+
+
+@dataclass
+class LoadedModel:
+    spec: ProjectSpec
+    name: str
+    version: str
+    run_id: str
+    runtime: RuntimeKind
+    scorer: Scorer
+    threshold: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids and probabilities for rows already shaped by ``ml.model.to_frame``."""
+        from mlops.ml.evaluate import predict_classes
+
+        proba = self.scorer.predict_proba(frame)
+        return predict_classes(self.spec, proba, self.threshold), proba
+
+
+def load(
+    settings: Settings, project: str, version: str, *, prefer_onnx: bool = True, threads: int = 0
+) -> LoadedModel:
+    """Load ``version``: its ONNX file when parity held at training (fall back loudly), else native."""
+    import mlflow
+
+    from mlops.registry import Registry
+
+    registry = Registry(settings, project)
+    info = registry.version(version)
+    scorer: Scorer | None = None
+    kind: RuntimeKind = "native"
+    if prefer_onnx and info.onnx_parity:
+        try:
+            uri = f"models:/{registry.name}/{version}/extra_files/model.onnx"
+            onnx_bytes = Path(mlflow.artifacts.download_artifacts(uri)).read_bytes()
+            scorer = OnnxScorer(registry.spec or _spec(project), onnx_bytes, threads)
+            kind = "onnx"
+        except Exception as exc:  # any failure here must leave a working native model
+            logger.warning("ONNX unavailable for %s v%s, using native: %s", registry.name, version, exc)
+    if scorer is None:
+        scorer = NativeScorer(registry.load_native(version))
+    threshold = info.tags.get("threshold")
+    return LoadedModel(
+        spec=registry.spec or _spec(project),
+        name=registry.name,
+        version=version,
+        run_id=info.run_id,
+        runtime=kind,
+        scorer=scorer,
+        threshold=float(threshold) if threshold else None,
+        metrics=info.metrics,
+        tags=info.tags,
+        created_at=info.created_at,
+    )
+
+
+def _spec(project: str) -> ProjectSpec:
+    from mlops.projects import get_project
+
+    return get_project(project)
