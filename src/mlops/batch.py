@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,10 @@ def score_file(
     counts = np.zeros(len(spec.class_names), dtype=np.int64)
     rows = chunks = 0
     writer: pq.ParquetWriter | None = None
+    # Writing chunk k (pyarrow, GIL released) overlaps scoring chunk k+1; at most one write in flight
+    # keeps memory bounded to two chunks.
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending: Future[None] | None = None
     try:
         for raw in iter_chunks(source, chunk_rows):
             frame = spec.prepare(raw) if spec.prepare is not None else raw
@@ -111,17 +116,23 @@ def score_file(
             table = _table(model, classes, proba, rows, input_hash, run_id)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
-            writer.write_table(table)
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(writer.write_table, table)
             counts += np.bincount(classes, minlength=len(counts))
             rows += len(frame)
             chunks += 1
             if progress:
                 progress(len(frame))
+        if pending is not None:
+            pending.result()
     except BaseException:
+        pool.shutdown(wait=True)
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)  # never leave a half-written result behind
         raise
+    pool.shutdown(wait=True)
     if writer is None:
         raise UsageError(f"input file {source} has no rows")
     writer.close()
