@@ -328,6 +328,33 @@ def reproduce(
         raise SystemExit(1)
 
 
+stack_app = typer.Typer(help="ZenML stacks from configs/stacks/<env>.yaml.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("apply")
+def stack_apply(
+    env: Annotated[str, typer.Argument(help="Stack file name: local, staging or production.")],
+    activate: Annotated[bool, typer.Option(help="Make it the active stack.")] = False,
+    config_dir: Annotated[Path, typer.Option(help="Folder of stack files.")] = Path("configs/stacks"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Register (or update) the stack, its components and secrets; idempotent."""
+    from mlops.settings import apply_environment
+
+    apply_environment(get_settings())
+    from mlops import stacks
+
+    report = stacks.apply(stacks.load(stacks.stack_path(env, config_dir)), activate=activate)
+    if as_json:
+        _print_json(report)
+        return
+    console.print(f"stack [bold]{report['stack']}[/]: {report['status']}")
+    for kind in ("secrets", "components"):
+        for name, status in report[kind].items():
+            console.print(f"  {kind[:-1]} {name}: {status}")
+
+
 def main() -> None:
     try:
         app()
