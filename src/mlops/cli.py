@@ -45,8 +45,12 @@ def _settings(project: str | None) -> tuple[Settings, str]:
     return settings, name
 
 
+_json_out = sys.stdout  # with --json, only the JSON document goes here; library chatter goes to stderr
+
+
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
+    _json_out.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
+    _json_out.flush()
 
 
 def _quiet_libraries() -> None:
@@ -356,6 +360,10 @@ def stack_apply(
 
 
 def main() -> None:
+    global _json_out
+    if "--json" in sys.argv[1:]:
+        # ZenML and MLflow log to stdout; keep it machine-readable by sending everything else to stderr.
+        _json_out, sys.stdout = sys.stdout, sys.stderr
     try:
         app()
     except MlopsError as exc:
