@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: help env demo test test-fast lint format train predict models audit status clean bench
+.PHONY: help env demo test test-fast lint format train predict serve models audit status clean bench
 
 help: ## List every verb
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,9 +30,8 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 env: $(VENV)/.synced ## Create the virtual environment from the lockfile
 
-demo: env ## Train iris through the ZenML pipeline, promote it, predict from the registry
-	$(MLOPS) train --project $(PROJECT)
-	$(MLOPS) predict '$(FEATURES)' --project $(PROJECT)
+demo: env ## Train iris through the ZenML pipeline, predict from the registry, then serve it (Ctrl-C stops)
+	$(MLOPS) demo --project $(PROJECT)
 
 test: env ## Run the whole test suite (unit, pipeline, integration)
 	$(BIN)/pytest
@@ -63,6 +62,9 @@ audit: env ## Promotion history
 
 status: env ## Where state lives, which versions hold which alias
 	$(MLOPS) status --project $(PROJECT)
+
+serve: env ## Serve the production model on http://127.0.0.1:8000 (docs at /docs)
+	$(MLOPS) serve --project $(PROJECT)
 
 bench: env ## Benchmarks (figures go to docs/benchmarks.md)
 	$(BIN)/python benchmarks/training.py

@@ -255,6 +255,40 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+@app.command()
+def serve(
+    project: ProjectOpt = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default MLOPS_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MLOPS_PORT, 8000).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the production model over HTTP (FastAPI): /predict, /health, /ready, /metrics, /docs."""
+    settings, name = _settings(project)
+    from mlops.serving.server import serve as run
+
+    run(settings, name, host or settings.host, port or settings.port, workers)
+
+
+@app.command()
+def demo(
+    project: ProjectOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MLOPS_PORT, 8000).")] = None,
+    smoke: Annotated[bool, typer.Option(help="Stop after the HTTP prediction (for tests).")] = False,
+    train_first: Annotated[bool, typer.Option("--train/--no-train", help="Run the pipeline first.")] = True,
+) -> None:
+    """Train through the pipeline, predict from the registry, then serve and predict over HTTP."""
+    settings, name = _settings(project)
+    from mlops.projects import get_project
+
+    spec = get_project(name)
+    if train_first:
+        train(project=name, as_json=False)
+    predict(json.dumps(spec.example), project=name, alias="production", as_json=False)
+    from mlops.serving.demo import run_demo
+
+    run_demo(settings, name, port or settings.port, smoke=smoke, console=console)
+
+
 @app.command("batch-predict")
 def batch_predict(
     source: Annotated[Path, typer.Argument(help="CSV or Parquet file with the feature columns.")],

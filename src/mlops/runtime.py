@@ -43,6 +43,17 @@ class OnnxScorer:
 
         return np.asarray(self.session.run([self.output], onnx_feeds(self.spec, frame))[0])
 
+    def predict_proba_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """The request path: feeds built straight from validated dicts, no pandas (~20x cheaper)."""
+        feeds: dict[str, np.ndarray] = {}
+        for f in self.spec.features:
+            if f.kind == "numeric":
+                values = [np.nan if r.get(f.name) is None else r[f.name] for r in rows]
+                feeds[f.name] = np.asarray(values, dtype=np.float32).reshape(-1, 1)
+            else:
+                feeds[f.name] = np.asarray([r.get(f.name) or "" for r in rows], dtype=object).reshape(-1, 1)
+        return np.asarray(self.session.run([self.output], feeds)[0])
+
 
 class NativeScorer:
     def __init__(self, model: Any) -> None:
@@ -64,6 +75,18 @@ class LoadedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
+
+    def predict_rows(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Class ids and probabilities for validated request rows (feature name -> value)."""
+        from mlops.ml.evaluate import predict_classes
+
+        if isinstance(self.scorer, OnnxScorer):
+            proba = self.scorer.predict_proba_rows(rows)
+        else:
+            from mlops.ml.model import to_frame
+
+            proba = self.scorer.predict_proba(to_frame(self.spec, rows))
+        return predict_classes(self.spec, proba, self.threshold), proba
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Class ids and probabilities for rows already shaped by ``ml.model.to_frame``."""

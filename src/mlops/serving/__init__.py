@@ -1,0 +1,1 @@
+"""The FastAPI inference service. Never imports ZenML; imports MLflow only to load models."""

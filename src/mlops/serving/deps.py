@@ -1,0 +1,48 @@
+"""Dependencies of the routes, in one place."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from mlops.runtime import LoadedModel
+from mlops.serving.jobs import RetrainJobs
+from mlops.serving.model_manager import ModelManager
+from mlops.serving.prediction_log import PredictionLog
+from mlops.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_manager(request: Request) -> ModelManager:
+    manager: ModelManager = request.app.state.manager
+    return manager
+
+
+def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
+    """The model this request runs on, fixed at its start (a swap mid-request does not affect it)."""
+    model = manager.current
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
+    return model
+
+
+def get_log(request: Request) -> PredictionLog:
+    log: PredictionLog = request.app.state.prediction_log
+    return log
+
+
+def get_jobs(request: Request) -> RetrainJobs:
+    jobs: RetrainJobs = request.app.state.jobs
+    return jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ManagerDep = Annotated[ModelManager, Depends(get_manager)]
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+LogDep = Annotated[PredictionLog, Depends(get_log)]
+JobsDep = Annotated[RetrainJobs, Depends(get_jobs)]

@@ -1,0 +1,68 @@
+"""Prometheus metrics of the service (names are a contract with deploy/prometheus and Grafana).
+
+With several workers, set ``PROMETHEUS_MULTIPROC_DIR`` (``mlops serve --workers N`` does) and the
+exposition aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+REQUESTS = Counter("mlops_http_requests", "HTTP requests by route and status.", ["route", "method", "status"])
+LATENCY = Histogram(
+    "mlops_http_request_duration_seconds", "Request latency.", ["route", "method"], buckets=LATENCY_BUCKETS
+)
+PREDICTIONS = Counter(
+    "mlops_predictions", "Predictions by model version and label.", ["model_version", "label"]
+)
+MODEL_INFO = Gauge(
+    "mlops_model_info",
+    "The model being served (value 1).",
+    ["name", "version", "alias", "runtime"],
+    multiprocess_mode="livemax",
+)
+MODEL_LOADED = Gauge("mlops_model_loaded", "1 when a model is loaded.", multiprocess_mode="livemin")
+SWAPS = Counter("mlops_model_swaps", "Model swaps by result.", ["result"])
+REGISTRY_REACHABLE = Gauge(
+    "mlops_registry_reachable", "1 when the last registry poll succeeded.", multiprocess_mode="livemin"
+)
+RETRAIN_JOBS = Counter("mlops_retrain_jobs", "Retrain jobs by state.", ["state"])
+LOG_QUEUE = Gauge(
+    "mlops_prediction_log_queue_depth", "Prediction-log queue depth.", multiprocess_mode="livesum"
+)
+LOG_DROPPED = Counter("mlops_prediction_log_dropped", "Prediction-log records dropped.")
+LOG_WRITTEN = Counter("mlops_prediction_log_written", "Prediction-log records written.")
+FEEDBACK = Counter("mlops_feedback", "Ground-truth feedback received.")
+LIVE_ACCURACY = Gauge(
+    "mlops_live_accuracy", "Share of feedback matching the prediction.", multiprocess_mode="mostrecent"
+)
+DRIFT_SCORE = Gauge(
+    "mlops_feature_drift_score",
+    "Latest drift score per feature.",
+    ["feature"],
+    multiprocess_mode="mostrecent",
+)
+DRIFT_SHARE = Gauge("mlops_dataset_drift_share", "Share of drifted features.", multiprocess_mode="mostrecent")
+DRIFT_DETECTED = Gauge(
+    "mlops_dataset_drift_detected", "1 when dataset drift is detected.", multiprocess_mode="mostrecent"
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

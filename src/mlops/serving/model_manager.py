@@ -1,0 +1,143 @@
+"""Which model answers: load the alias target once, poll the alias, swap atomically.
+
+A new version is loaded and smoke-tested in a worker thread, off the request path; only then does
+one reference assignment make it current. A request holds the ``LoadedModel`` it started with, so
+in-flight requests finish on their model. A registry outage keeps the last good model serving; a
+version that fails to load or to predict is rejected, counted, and not retried until the alias moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from mlops.runtime import LoadedModel
+from mlops.serving import metrics
+from mlops.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ModelManager:
+    def __init__(self, settings: Settings, project: str, alias: str) -> None:
+        self.settings = settings
+        self.project = project
+        self.alias = alias
+        self.current: LoadedModel | None = None
+        self.registry_reachable = False
+        self.last_poll: datetime | None = None
+        self.last_error = ""
+        self.rejected: set[str] = set()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._registry: Any = None
+
+    # ----- lifecycle -----
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(self.settings.poll_interval_s)
+
+    # ----- the check -----
+    async def check(self) -> dict[str, Any]:
+        """Resolve the alias; load, smoke-test and swap if it points elsewhere. Never raises."""
+        async with self._lock:
+            try:
+                version = await asyncio.to_thread(self._resolve)
+            except Exception as exc:  # registry down or misconfigured: keep serving
+                self._set_reachable(False, f"{type(exc).__name__}: {exc}")
+                return self.state()
+            self._set_reachable(True, "")
+            await asyncio.to_thread(self._refresh_drift)
+            if version is None:
+                self.last_error = f"no version holds alias {self.alias!r}"
+                return self.state()
+            if self.current is not None and self.current.version == version:
+                return self.state()
+            if version in self.rejected:
+                return self.state()
+            try:
+                candidate = await asyncio.to_thread(self._load_and_smoke_test, version)
+            except Exception as exc:
+                self.rejected.add(version)
+                metrics.SWAPS.labels(result="rejected").inc()
+                self.last_error = f"version {version} rejected: {type(exc).__name__}: {exc}"
+                logger.error("model %s", self.last_error)
+                return self.state()
+            self._swap(candidate)
+            return self.state()
+
+    def _resolve(self) -> str | None:
+        if self._registry is None:
+            from mlops.registry import Registry
+
+            self._registry = Registry(self.settings, self.project)
+        version: str | None = self._registry.alias_version(self.alias)
+        return version
+
+    def _load_and_smoke_test(self, version: str) -> LoadedModel:
+        from mlops import runtime
+
+        model = runtime.load(self.settings, self.project, version, threads=1)
+        classes, proba = model.predict_rows([model.spec.example])
+        if proba.shape != (1, len(model.spec.class_names)) or not all(math.isfinite(p) for p in proba[0]):
+            raise ValueError(f"smoke test returned probabilities {proba!r}")
+        if abs(float(proba[0].sum()) - 1.0) > 1e-3 or not 0 <= int(classes[0]) < len(model.spec.class_names):
+            raise ValueError(f"smoke test returned class {classes!r} with probabilities {proba!r}")
+        return model
+
+    def _swap(self, model: LoadedModel) -> None:
+        previous = self.current
+        self.current = model  # one reference assignment: requests see the old or the new model, whole
+        if previous is not None:
+            with contextlib.suppress(KeyError):
+                metrics.MODEL_INFO.remove(previous.name, previous.version, self.alias, previous.runtime)
+        metrics.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
+        metrics.MODEL_LOADED.set(1)
+        metrics.SWAPS.labels(result="success").inc()
+        logger.info("serving %s v%s (%s)", model.name, model.version, model.runtime)
+
+    def _set_reachable(self, ok: bool, error: str) -> None:
+        self.registry_reachable = ok
+        self.last_poll = datetime.now(UTC)
+        if error:
+            self.last_error = error
+        metrics.REGISTRY_REACHABLE.set(1 if ok else 0)
+
+    def _refresh_drift(self) -> None:
+        """Export the latest drift result of the monitoring pipeline; no result leaves the gauges alone."""
+        try:
+            from mlops.monitoring.store import latest_drift
+
+            latest = latest_drift(self.settings.prediction_log_db_url, self.project)
+        except Exception:  # monitoring is optional for serving
+            return
+        if not latest:
+            return
+        metrics.DRIFT_SHARE.set(float(latest["share"]))
+        metrics.DRIFT_DETECTED.set(1 if latest["detected"] else 0)
+        for feature, score in latest.get("features", {}).items():
+            metrics.DRIFT_SCORE.labels(feature=feature).set(float(score))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model_loaded": self.current is not None,
+            "model_version": self.current.version if self.current else None,
+            "registry_reachable": self.registry_reachable,
+            "last_poll": self.last_poll.isoformat() if self.last_poll else None,
+            "last_error": self.last_error or None,
+            "rejected_versions": sorted(self.rejected),
+        }

@@ -1,0 +1,110 @@
+"""POST /predict and /predict/batch. No `from __future__ import annotations` here: the row model is
+built from the use-case spec at start-up and FastAPI must see it as a real annotation."""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Request, status
+
+from mlops.runtime import LoadedModel
+from mlops.serving import metrics
+from mlops.serving.deps import LogDep, ModelDep, SettingsDep
+from mlops.serving.prediction_log import PredictionLog, Record
+from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
+from mlops.serving.security import PredictKey
+
+
+async def _predict(model: LoadedModel, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+    if model.runtime == "onnx":  # tens of microseconds: cheaper inline than a thread hop
+        return model.predict_rows(rows)
+    return await asyncio.to_thread(model.predict_rows, rows)
+
+
+def _results(
+    model: LoadedModel,
+    rows: list[dict[str, Any]],
+    classes: Any,
+    proba: Any,
+    ids: list[str],
+    log: PredictionLog,
+    project: str,
+    started: float,
+) -> list[Prediction]:
+    names = model.spec.class_names
+    latency_ms = (time.perf_counter() - started) * 1000 / len(rows)
+    now = datetime.now(UTC)
+    out = []
+    for row, cls, p, request_id in zip(rows, classes, proba, ids, strict=True):
+        label = names[int(cls)]
+        probabilities = {n: round(float(v), 6) for n, v in zip(names, p, strict=True)}
+        metrics.PREDICTIONS.labels(model_version=model.version, label=label).inc()
+        log.submit(
+            Record(
+                request_id,
+                now,
+                project,
+                model.name,
+                model.version,
+                model.runtime,
+                row,
+                int(cls),
+                label,
+                probabilities,
+                latency_ms,
+            )
+        )
+        out.append(
+            Prediction(
+                prediction=int(cls),
+                label=label,
+                probabilities=probabilities,
+                model_version=model.version,
+                request_id=request_id,
+            )
+        )
+    return out
+
+
+def build_router(project: str) -> APIRouter:
+    router = APIRouter(tags=["predict"], dependencies=[PredictKey])
+    Row = row_model(project)
+    Batch = batch_model(project)
+
+    @router.post("/predict", response_model=Prediction, summary="Predict one row")
+    async def predict(
+        request: Request,
+        row: Annotated[Row, Body()],  # type: ignore[valid-type]
+        model: ModelDep,
+        log: LogDep,
+    ) -> Prediction:
+        started = time.perf_counter()
+        data = row.model_dump()  # type: ignore[attr-defined]
+        classes, proba = await _predict(model, [data])
+        return _results(model, [data], classes, proba, [request.state.request_id], log, project, started)[0]
+
+    @router.post("/predict/batch", response_model=BatchPrediction, summary="Predict a list of rows")
+    async def predict_batch(
+        request: Request,
+        batch: Annotated[Batch, Body()],  # type: ignore[valid-type]
+        model: ModelDep,
+        log: LogDep,
+        settings: SettingsDep,
+    ) -> BatchPrediction:
+        rows = [r.model_dump() for r in batch.rows]  # type: ignore[attr-defined]
+        if len(rows) > settings.max_batch_rows:
+            raise HTTPException(
+                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                {"field": "rows", "msg": f"{len(rows)} rows exceed the maximum of {settings.max_batch_rows}"},
+            )
+        started = time.perf_counter()
+        classes, proba = await _predict(model, rows)
+        base = request.state.request_id
+        ids = [f"{base}-{i}" for i in range(len(rows))]
+        return BatchPrediction(
+            predictions=_results(model, rows, classes, proba, ids, log, project, started),
+            model_version=model.version,
+        )
+
+    return router

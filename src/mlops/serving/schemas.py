@@ -1,0 +1,94 @@
+"""Request and response models, generated from the use-case spec (a new use case needs no new code)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from mlops.projects import get_project
+from mlops.projects.base import Feature
+
+
+def _field(f: Feature) -> tuple[Any, Any]:
+    if f.kind == "numeric":
+        kind: Any = Annotated[float, Field(strict=True, ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
+    elif f.categories:
+        kind = Literal[tuple(f.categories)]
+    else:
+        kind = Annotated[str, Field(max_length=200)]
+    if f.nullable:
+        return (kind | None, Field(None, description=f.description or None))
+    return (kind, Field(..., description=f.description or None))
+
+
+@cache
+def row_model(project: str) -> type[BaseModel]:
+    spec = get_project(project)
+    fields: dict[str, Any] = {f.name: _field(f) for f in spec.features}
+    model: type[BaseModel] = create_model(
+        f"{project.title()}Features",
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [spec.example]}),
+        **fields,
+    )
+    return model
+
+
+@cache
+def batch_model(project: str) -> type[BaseModel]:
+    row = row_model(project)
+    model: type[BaseModel] = create_model(
+        f"{project.title()}Batch",
+        __config__=ConfigDict(extra="forbid"),
+        rows=(list[row], Field(..., min_length=1)),  # type: ignore[valid-type]
+    )
+    return model
+
+
+class Prediction(BaseModel):
+    prediction: int = Field(description="Class id, as existing clients expect.")
+    label: str
+    probabilities: dict[str, float]
+    model_version: str
+    request_id: str
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    alias: str
+    version: str
+    mlflow_run_id: str
+    metrics: dict[str, float]
+    trained_at: str
+    runtime: Literal["onnx", "native"]
+    threshold: float | None = None
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=100)
+    true_label: int | str = Field(description="Class id or class name.")
+
+
+class FeedbackResult(BaseModel):
+    request_id: str
+    correct: bool
+    live_accuracy: float | None
+
+
+class RetrainJob(BaseModel):
+    job_id: str
+    state: Literal["running", "succeeded", "failed"]
+    project: str
+    started_at: str
+    finished_at: str | None = None
+    model_version: str | None = None
+    promotion: dict[str, Any] | None = None
+    log_tail: list[str] = []
+    error: str | None = None
