@@ -34,8 +34,17 @@ bootstrap() {
     : "${ZENML_STORE_URL:?ZENML_STORE_URL is required}"
     if key_works; then
         log "reusing the API key of service account '$ACCOUNT' from $KEY_FILE"
-        return 0
+    else
+        new_key
     fi
+    if [ -n "${MLOPS_STACK:-}" ]; then
+        # Registered once here (idempotent), so clients starting together only find it unchanged.
+        log "applying stack configs/stacks/$MLOPS_STACK.yaml"
+        ZENML_STORE_API_KEY="$(cat "$KEY_FILE")" mlops stack apply "$MLOPS_STACK" >&2
+    fi
+}
+
+new_key() {
     ADMIN_CONFIG="$(mktemp -d)"
     mkdir -p "$(dirname "$KEY_FILE")"
     umask 077
