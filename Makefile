@@ -72,3 +72,27 @@ bench: env ## Benchmarks (figures go to docs/benchmarks.md)
 clean: ## Remove all local state (.mlops), caches and the environments
 	rm -rf .mlops .pytest_cache .ruff_cache .mypy_cache $(VENV) $(TOOLS)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ----- production stack (docker compose, deploy/) -----
+COMPOSE := docker compose -f deploy/compose.yml --env-file deploy/.env
+CMD ?= stack list
+
+.PHONY: up down logs zenml validate-deploy
+
+deploy/.env:
+	sh deploy/scripts/gen-env.sh
+
+up: deploy/.env ## Start the full stack (generates deploy/.env with random secrets if absent)
+	$(COMPOSE) up -d --build
+
+down: ## Stop the stack (volumes are kept; `docker compose ... down -v` wipes them)
+	$(COMPOSE) down
+
+logs: ## Follow the stack's logs
+	$(COMPOSE) logs -f --tail=100
+
+zenml: deploy/.env ## ZenML CLI against the stack's server, e.g. make zenml CMD="pipeline runs list"
+	$(COMPOSE) --profile pipeline run --rm pipeline zenml $(CMD)
+
+validate-deploy: env ## Static checks of deploy/, configs/stacks and workflows (compose, hadolint, promtool, k8s, actionlint)
+	$(BIN)/pytest tests/static
