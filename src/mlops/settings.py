@@ -136,6 +136,9 @@ def apply_environment(settings: Settings | None = None) -> Settings:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # A registry outage should surface in seconds (the service keeps serving), not after minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     os.environ["MLFLOW_TRACKING_URI"] = s.mlflow_tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = s.mlflow_registry_uri
     return s
