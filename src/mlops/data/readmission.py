@@ -655,7 +655,7 @@ def _ids(rng: np.random.Generator, table: dict[int, float], n: int) -> np.ndarra
 
 
 def _cat(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, categories=list(categories))
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(categories)))
 
 
 def _counts(rng: np.random.Generator, mean: float, dispersion: float, frailty: np.ndarray) -> np.ndarray:
@@ -687,7 +687,7 @@ def _keys(table: dict[str, float]) -> list[str]:
 
 
 # Intercept of the 30-day risk; calibrated so that about 11 % of generated rows are "<30".
-_INTERCEPT = -2.80
+_INTERCEPT = -3.15
 
 
 def generate(rows: int, seed: int = 0, drift: bool = False, *, start: int = 0) -> pd.DataFrame:
@@ -769,12 +769,12 @@ def generate(rows: int, seed: int = 0, drift: bool = False, *, start: int = 0) -
     diag_risk = np.asarray([_DIAG_RISK[g] for g in _DIAG_GROUP_NAMES])
     logit = (
         _INTERCEPT
-        + 0.30 * np.minimum(inpatient, 8)
-        + 0.12 * np.minimum(emergency, 5)
-        + 0.04 * np.minimum(outpatient, 5)
-        + 0.04 * (tih - 4)
-        + 0.07 * (np.minimum(n_diag, 9) - 7)
-        + 0.06 * (age_idx - 6)
+        + 0.42 * np.minimum(inpatient, 8)
+        + 0.20 * np.minimum(emergency, 5)
+        + 0.06 * np.minimum(outpatient, 5)
+        + 0.07 * (tih - 4)
+        + 0.10 * (np.minimum(n_diag, 9) - 7)
+        + 0.08 * (age_idx - 6)
         + 0.01 * (n_meds - 16)
         + np.select(
             [
@@ -783,11 +783,11 @@ def generate(rows: int, seed: int = 0, drift: bool = False, *, start: int = 0) -
                 np.isin(discharge, (2, 4, 5, 22, 23, 28)),
                 discharge == 7,
             ],
-            [0.30, 0.45, 0.35, 0.55],
+            [0.40, 0.60, 0.45, 0.70],
             0.0,
         )
         + 0.10 * np.isin(adm_source, (4, 5, 6))
-        + np.where(insulin >= 2, 0.20, np.where(insulin == 1, 0.05, 0.0))
+        + np.where(insulin >= 2, 0.30, np.where(insulin == 1, 0.05, 0.0))
         + 0.08 * ch
         + 0.12 * active
         - 0.10 * (a1c != a1c_keys.index("None"))

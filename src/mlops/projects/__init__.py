@@ -9,6 +9,7 @@ from mlops.projects.base import DataGate, Feature, ModelGate, ProjectSpec
 
 PROJECTS: dict[str, str] = {
     "iris": "mlops.projects.iris",
+    "readmission": "mlops.projects.readmission",
 }
 
 __all__ = ["PROJECTS", "DataGate", "Feature", "ModelGate", "ProjectSpec", "get_project"]
