@@ -654,8 +654,8 @@ def _ids(rng: np.random.Generator, table: dict[int, float], n: int) -> np.ndarra
     return np.asarray(keys[_codes(rng, list(table.values()), n)])
 
 
-def _cat(codes: np.ndarray, categories: Sequence[str]) -> pd.Categorical:
-    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(categories)))
+def _cat(codes: np.ndarray, categories: Sequence[str]) -> pd.Series:
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(list(categories))), copy=False)
 
 
 def _counts(rng: np.random.Generator, mean: float, dispersion: float, frailty: np.ndarray) -> np.ndarray:
