@@ -1,0 +1,112 @@
+"""The dashboard's PromQL and the Prometheus config, as data for tests.
+
+``panel_queries()`` lists every panel query of the provisioned Grafana dashboard (the static tests
+check their metric names; the integration test runs them against a real Prometheus).
+``write_prometheus_config()`` turns deploy/prometheus/prometheus.yml into a config that scrapes a
+given ``host:port`` with the project's alert rules, for a Prometheus started as a process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "mlops.json"
+PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+SCRAPE_JOB = "mlops-inference"
+
+# The service's metric contract (src/mlops/serving/metrics.py), as Prometheus exposes it.
+EXPORTED_METRICS = frozenset(
+    {
+        "mlops_http_requests_total",
+        "mlops_http_request_duration_seconds_bucket",
+        "mlops_http_request_duration_seconds_sum",
+        "mlops_http_request_duration_seconds_count",
+        "mlops_predictions_total",
+        "mlops_model_info",
+        "mlops_model_loaded",
+        "mlops_model_swaps_total",
+        "mlops_registry_reachable",
+        "mlops_retrain_jobs_total",
+        "mlops_prediction_log_queue_depth",
+        "mlops_prediction_log_dropped_total",
+        "mlops_prediction_log_written_total",
+        "mlops_feedback_total",
+        "mlops_live_accuracy",
+        "mlops_feature_drift_score",
+        "mlops_dataset_drift_share",
+        "mlops_dataset_drift_detected",
+    }
+)
+ALLOWED_METRICS = EXPORTED_METRICS | {"up"}
+
+_KEYWORDS = {
+    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
+    "bool", "offset", "inf", "nan", "atan2",
+}  # fmt: skip
+
+
+def panels(dashboard: Path = DASHBOARD) -> list[dict[str, Any]]:
+    """Every panel, including those nested in collapsed rows; row headers themselves excluded."""
+    found: list[dict[str, Any]] = []
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for item in items:
+            if item.get("type") == "row":
+                walk(item.get("panels") or [])
+            else:
+                found.append(item)
+
+    walk(json.loads(dashboard.read_text())["panels"])
+    return found
+
+
+def panel_queries(dashboard: Path = DASHBOARD) -> list[str]:
+    """The PromQL of every panel target, in dashboard order."""
+    return [t["expr"] for p in panels(dashboard) for t in p.get("targets") or [] if t.get("expr")]
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (functions, keywords, labels and literals removed)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(\s*\()?", text):
+        name, call = match.group(1), match.group(2)
+        if call or name.lower() in _KEYWORDS:
+            continue
+        names.add(name)
+    return names
+
+
+def prometheus_config(
+    target: str, *, scrape_interval: str = "1s", rules: Path | None = None
+) -> dict[str, Any]:
+    """deploy/prometheus/prometheus.yml with ``target`` (host:port) as the only mlops-inference target."""
+    import yaml
+
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config["global"]["scrape_interval"] = scrape_interval
+    config["global"]["evaluation_interval"] = scrape_interval
+    config["rule_files"] = [str((rules or PROMETHEUS_DIR / "alerts.yml").resolve())]
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] == SCRAPE_JOB]
+    for job in jobs:
+        job["scrape_interval"] = scrape_interval
+        job["static_configs"] = [{"targets": [target], "labels": {"service": "inference"}}]
+    config["scrape_configs"] = jobs
+    return config
+
+
+def write_prometheus_config(directory: Path, target: str, **kwargs: Any) -> Path:
+    """Write :func:`prometheus_config` to ``directory/prometheus.yml`` and return its path."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "prometheus.yml"
+    path.write_text(yaml.safe_dump(prometheus_config(target, **kwargs), sort_keys=False))
+    return path
