@@ -1,0 +1,109 @@
+"""History of drift checks in SQL (any SQLAlchemy URL); read by the service without Evidently."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from mlops.monitoring.drift import DriftResult
+
+metadata = sa.MetaData()
+drift_table = sa.Table(
+    "drift_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("project", sa.String(100), nullable=False, index=True),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("reference_hash", sa.String(128), nullable=False),
+    sa.Column("current_rows", sa.Integer, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("detected", sa.Boolean, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON: name -> {score, drifted, method}
+    sa.Column("report_path", sa.Text, nullable=False, default=""),
+)
+
+_engines: dict[str, sa.Engine] = {}
+_lock = threading.Lock()
+
+
+def engine(db_url: str) -> sa.Engine:
+    """One engine per URL for the process, with the table created on first use."""
+    with _lock:
+        eng = _engines.get(db_url)
+        if eng is None:
+            if db_url.startswith("sqlite:///"):
+                from pathlib import Path
+
+                Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            eng = sa.create_engine(db_url, pool_pre_ping=True)
+            metadata.create_all(eng)
+            _engines[db_url] = eng
+        return eng
+
+
+def record_drift(
+    db_url: str,
+    project: str,
+    result: DriftResult,
+    *,
+    model_version: str,
+    reference_hash: str,
+    report_path: str = "",
+) -> int:
+    """Append one drift check; returns its id."""
+    row = {
+        "at": datetime.now(UTC),
+        "project": project,
+        "model_version": str(model_version),
+        "reference_hash": reference_hash,
+        "current_rows": int(result.rows),
+        "share": float(result.share),
+        "detected": bool(result.detected),
+        "features": json.dumps(result.features, sort_keys=True),
+        "report_path": str(report_path),
+    }
+    with engine(db_url).begin() as conn:
+        inserted = conn.execute(drift_table.insert().values(**row))
+        key = inserted.inserted_primary_key
+        return int(key[0]) if key else 0
+
+
+def latest_drift(db_url: str, project: str) -> dict[str, Any] | None:
+    """The most recent check of ``project``: share, detected, per-feature scores, time, model version.
+
+    ``features`` maps each feature to its drift score; ``drifted_features`` lists the flagged ones.
+    None when the project has no check yet.
+    """
+    query = (
+        sa.select(drift_table)
+        .where(drift_table.c.project == project)
+        .order_by(drift_table.c.at.desc(), drift_table.c.id.desc())
+        .limit(1)
+    )
+    with engine(db_url).connect() as conn:
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    details: dict[str, dict[str, Any]] = json.loads(row["features"])
+    at: datetime = row["at"]
+    if at.tzinfo is None:  # SQLite keeps no zone; we always write UTC
+        at = at.replace(tzinfo=UTC)
+    return {
+        "id": int(row["id"]),
+        "project": row["project"],
+        "share": float(row["share"]),
+        "detected": bool(row["detected"]),
+        "features": {name: float(f["score"]) for name, f in details.items()},
+        "drifted_features": [name for name, f in details.items() if f.get("drifted")],
+        "at": at.isoformat(),
+        "model_version": row["model_version"],
+        "reference_hash": row["reference_hash"],
+        "current_rows": int(row["current_rows"]),
+        "report_path": row["report_path"],
+    }
