@@ -1,5 +1,4 @@
-"""Drift monitoring: Evidently reports comparing recent inputs with the training reference, and their store.
+"""Drift monitoring: Evidently reports over the model's features (``drift``) and their history (``store``).
 
-``drift`` imports Evidently lazily (about 6 s); ``store`` never imports it, so the service can read the
-latest result cheaply.
+``store`` never imports Evidently, so the inference service can read the latest scores cheaply.
 """
