@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlops.data.split import fingerprint, split
-from mlops.governance.gates import check_data, metric_reasons
+from mlops.governance.gates import check_data, model_gate
 from mlops.governance.promote import auto_promote, summary
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
@@ -34,11 +34,10 @@ def train_register_promote(
     data = spec.load(settings) if frame is None else frame
     check_data(spec, data)
     train, holdout = split(data, spec.target, settings.test_size, seed)
-    model = ml.train(spec, train, seed)
+    model, threshold = ml.train_with_threshold(spec, train, seed)
     x, y = ev.holdout_xy(spec, holdout)
     proba = model.predict_proba(x)
-    metrics = ev.metrics(spec, y, proba)
-    reasons = metric_reasons(spec, metrics)
+    metrics, groups, reasons = model_gate(spec, holdout, proba, threshold)
     if reasons:
         raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
     onnx_bytes = onnx_export.export(spec, model)
@@ -49,11 +48,13 @@ def train_register_promote(
         model=model,
         holdout=holdout,
         metrics=metrics,
-        confusion_matrix=ev.confusion(spec, y, proba),
+        confusion_matrix=ev.confusion(spec, y, proba, threshold),
         onnx_bytes=onnx_bytes,
         parity=parity.as_dict(),
         dataset_hash=fingerprint(data),
         seed=seed,
+        threshold=threshold,
+        group_metrics=groups,
     )
     decision, event = auto_promote(settings, spec, ref.version, holdout, metrics, [])
     return {

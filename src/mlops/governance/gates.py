@@ -67,6 +67,19 @@ def metric_reasons(spec: ProjectSpec, metrics: dict[str, float]) -> list[str]:
     return reasons
 
 
+def model_gate(
+    spec: ProjectSpec, holdout: pd.DataFrame, proba: Any, threshold: float | None
+) -> tuple[dict[str, float], dict[str, Any], list[str]]:
+    """Metrics, per-group metrics and every reason the model gate refuses, from holdout probabilities."""
+    from mlops.ml.evaluate import holdout_xy, metrics
+    from mlops.ml.fairness import fairness_reasons, group_metrics
+
+    _, y = holdout_xy(spec, holdout)
+    values = metrics(spec, y, proba, threshold)
+    groups = group_metrics(spec, holdout, y, proba, threshold)
+    return values, groups, metric_reasons(spec, values) + list(fairness_reasons(spec, groups))
+
+
 def model_reasons(spec: ProjectSpec, model: Any, holdout: pd.DataFrame, threshold: float | None) -> list[str]:
     """Fairness: per-group metrics of the sensitive attributes must stay within the allowed gap."""
     if not spec.model_gate.sensitive_features:

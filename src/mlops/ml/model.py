@@ -57,3 +57,21 @@ def train(spec: ProjectSpec, frame: pd.DataFrame, seed: int) -> Pipeline:
     model = spec.build_model(spec, seed)
     model.fit(to_frame(spec, frame), frame[spec.target].to_numpy())
     return model
+
+
+def train_with_threshold(
+    spec: ProjectSpec, frame: pd.DataFrame, seed: int, validation_size: float = 0.2
+) -> tuple[Pipeline, float | None]:
+    """Binary use cases: pick the decision threshold on a validation split carved from the training
+    rows (never the evaluation holdout), then refit on all training rows. Others: argmax (None)."""
+    if not spec.is_binary or spec.positive_class is None:
+        return train(spec, frame, seed), None
+    from mlops.data.split import split
+    from mlops.ml.threshold import choose_threshold
+
+    fit_rows, validation = split(frame, spec.target, validation_size, seed)
+    scores = train(spec, fit_rows, seed).predict_proba(to_frame(spec, validation))[:, spec.positive_class]
+    threshold = choose_threshold(
+        (validation[spec.target].to_numpy() == spec.positive_class).astype(int), scores
+    )
+    return train(spec, frame, seed), float(threshold)

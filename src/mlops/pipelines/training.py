@@ -14,10 +14,20 @@ def training_pipeline(project: str = "iris", test_size: float = 0.3, seed: int =
     raw, dataset_hash = load_data(project=project)
     dataset = validate_data(raw, project=project)
     train_set, holdout = split_data(dataset, project=project, test_size=test_size, seed=seed)
-    model = train_model(train_set, project=project, seed=seed)
-    metrics, matrix, _ = evaluate_model(model, holdout, project=project)
+    model, decision = train_model(train_set, project=project, seed=seed)
+    metrics, groups, matrix, _ = evaluate_model(model, holdout, decision, project=project)
     onnx_model, parity = export_onnx(model, holdout, project=project)
     version, _ = register_model(
-        model, holdout, metrics, matrix, onnx_model, parity, dataset_hash, project=project, seed=seed
+        model,
+        holdout,
+        metrics,
+        groups,
+        decision,
+        matrix,
+        onnx_model,
+        parity,
+        dataset_hash,
+        project=project,
+        seed=seed,
     )
     promote_model(version, holdout, metrics, project=project)

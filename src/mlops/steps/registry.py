@@ -24,6 +24,8 @@ def register_model(
     model: Pipeline,
     eval_holdout: pd.DataFrame,
     metrics: dict[str, float],
+    group_metrics: dict[str, Any],
+    decision: dict[str, Any],
     confusion_matrix: list[list[int]],
     onnx_model: bytes,
     onnx_parity: dict[str, Any],
@@ -54,6 +56,8 @@ def register_model(
         dataset_hash=dataset_hash,
         seed=seed,
         extra_tags=zenml_links,
+        threshold=decision.get("threshold"),
+        group_metrics=group_metrics,
     )
     link: dict[str, Any] = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "uri": ref.uri}
     step_meta: dict[str, Any] = {"mlflow_model": link}

@@ -12,7 +12,7 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from mlops.errors import GateFailed
-from mlops.governance.gates import metric_reasons
+from mlops.governance.gates import model_gate
 from mlops.governance.hooks import run_failed
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
@@ -24,33 +24,44 @@ logger = logging.getLogger(__name__)
 
 
 @step(on_failure=run_failed)
-def train_model(train_set: pd.DataFrame, project: str, seed: int) -> Annotated[Pipeline, "model"]:
+def train_model(
+    train_set: pd.DataFrame, project: str, seed: int
+) -> tuple[Annotated[Pipeline, "model"], Annotated[dict[str, Any], "decision"]]:
+    """Preprocessing + estimator in one pipeline; binary use cases also get a tuned decision threshold."""
     spec = get_project(project)
-    model = ml.train(spec, train_set, seed)
-    log_metadata({"estimator": type(model[-1]).__name__, "train_rows": len(train_set)})
-    return model
+    model, threshold = ml.train_with_threshold(spec, train_set, seed)
+    meta: dict[str, Any] = {"estimator": type(model[-1]).__name__, "train_rows": len(train_set)}
+    log_metadata({**meta, "threshold": "argmax" if threshold is None else threshold})
+    return model, {"threshold": threshold}
 
 
 @step(on_failure=run_failed)
 def evaluate_model(
-    model: Pipeline, eval_holdout: pd.DataFrame, project: str
+    model: Pipeline, eval_holdout: pd.DataFrame, decision: dict[str, Any], project: str
 ) -> tuple[
     Annotated[dict[str, float], "metrics"],
+    Annotated[dict[str, Any], "group_metrics"],
     Annotated[list[list[int]], "confusion_matrix"],
     Annotated[HTMLString, "confusion_matrix_plot"],
 ]:
-    """Holdout metrics; the model gate (absolute minimums) stops the run before anything is registered."""
+    """Holdout metrics and per-group metrics; the model gate (minimums, fairness gap) stops the run
+    with every reason before anything is registered."""
     spec = get_project(project)
-    x, y = ev.holdout_xy(spec, eval_holdout)
+    x, _ = ev.holdout_xy(spec, eval_holdout)
     proba = model.predict_proba(x)
-    metrics = ev.metrics(spec, y, proba)
-    matrix = ev.confusion(spec, y, proba)
-    log_metadata({"metrics": metrics})
-    reasons = metric_reasons(spec, metrics)
+    threshold = decision.get("threshold")
+    metrics, groups, reasons = model_gate(spec, eval_holdout, proba, threshold)
+    matrix = ev.confusion(spec, eval_holdout[spec.target].to_numpy(), proba, threshold)
+    log_metadata({"metrics": metrics, "group_metrics": groups})
     if reasons:
         raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
     png = base64.b64encode(ev.confusion_png(spec, matrix)).decode()
-    return metrics, matrix, HTMLString(f'<img alt="confusion matrix" src="data:image/png;base64,{png}"/>')
+    return (
+        metrics,
+        groups,
+        matrix,
+        HTMLString(f'<img alt="confusion matrix" src="data:image/png;base64,{png}"/>'),
+    )
 
 
 @step(on_failure=run_failed)
