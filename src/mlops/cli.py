@@ -256,6 +256,27 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def generate(
+    output: Annotated[Path, typer.Option(help="CSV or Parquet file to write (raw schema of the use case).")],
+    rows: Annotated[int, typer.Option(min=1, help="Number of rows.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same rows).")] = 0,
+    drift: Annotated[bool, typer.Option(help="Shift distributions and add unseen categories.")] = False,
+    project: ProjectOpt = None,
+) -> None:
+    """Write realistic synthetic rows (readmission: the diabetic_data.csv schema), in bounded memory."""
+    _, name = _settings(project)
+    if name != "readmission":
+        raise UsageError(f"no data generator for project {name!r}", hint="use --project readmission")
+    if output.suffix.lower() not in {".csv", ".parquet"}:
+        raise UsageError(f"cannot write {output.name}", hint="use a .csv or .parquet file name")
+    from mlops.data.readmission import write
+
+    with console.status(f"generating {rows:,} rows…"):
+        path = write(output, rows, seed=seed, drift=drift)
+    console.print(f"[green]{rows:,}[/] rows{' (drifted)' if drift else ''} → {path}")
+
+
+@app.command()
 def serve(
     project: ProjectOpt = None,
     host: Annotated[str | None, typer.Option(help="Bind address (default MLOPS_HOST, 127.0.0.1).")] = None,
