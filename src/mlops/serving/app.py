@@ -7,56 +7,40 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import Response
+from fastapi.exceptions import RequestValidationError
 
-from mlops.serving import metrics
+from mlops.serving.errors import validation_error
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.routes import admin, health, predict
+from mlops.serving.routes import feedback, health, metrics, model, predict, retrain
 from mlops.settings import Settings, apply_environment, get_settings
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
     settings = apply_environment(settings or get_settings())
-    project = settings.project
-    manager = ModelManager(settings, project, settings.serving_alias)
+    manager = ModelManager(settings, settings.project, settings.serving_alias)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log = PredictionLog(
-            settings.prediction_log_db_url,
-            max_queue=settings.prediction_log_queue_size,
-            flush_s=settings.prediction_log_flush_s,
-        )
-        app.state.prediction_log = log
-        app.state.jobs = jobs or RetrainJobs(project, on_done=manager.check)
-        metrics.MODEL_LOADED.set(0)
+        app.state.prediction_log = log = PredictionLog.from_settings(settings)
+        app.state.jobs = jobs or RetrainJobs(settings.project, on_done=manager.check)
         log.start()
-        await manager.check()  # load once before serving; later versions arrive through the poll
-        manager.start()
+        await manager.start()  # loads the alias target once, then polls it in the background
         yield
         await manager.stop()
         await app.state.jobs.stop()
-        await log.stop()  # drains the queue: graceful shutdown loses no logged prediction
+        await log.stop()  # drains the queue: a graceful shutdown loses no logged prediction
 
     app = FastAPI(
-        title=f"mlops inference: {project}",
-        description="Predictions from the MLflow registry's model alias, hot-swapped, observable.",
-        version="1",
-        lifespan=lifespan,
+        title=f"mlops inference: {settings.project}", version="1", lifespan=lifespan, description=__doc__
     )
-    app.state.settings = settings
-    app.state.manager = manager
+    app.state.settings, app.state.manager = settings, manager
     app.add_middleware(RequestMiddleware)
-    app.include_router(predict.build_router(project))
-    app.include_router(health.router)
-    app.include_router(admin.router)
-
-    @app.get("/metrics", tags=["health"], summary="Prometheus exposition")
-    async def prometheus() -> Response:
-        body, content_type = metrics.exposition()
-        return Response(body, media_type=content_type)
-
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for router in (predict.build_router(settings.project), health.router, model.router):
+        app.include_router(router)
+    for router in (retrain.router, feedback.router, metrics.router):
+        app.include_router(router)
     return app

@@ -22,6 +22,7 @@ from mlops.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+
 class ModelManager:
     def __init__(self, settings: Settings, project: str, alias: str) -> None:
         self.settings = settings
@@ -37,7 +38,10 @@ class ModelManager:
         self._registry: Any = None
 
     # ----- lifecycle -----
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Load the alias target once (before serving), then poll it in the background."""
+        metrics.MODEL_LOADED.set(0)
+        await self.check()
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
     async def stop(self) -> None:
@@ -48,8 +52,11 @@ class ModelManager:
 
     async def _poll_forever(self) -> None:
         while True:
-            await self.check()
             await asyncio.sleep(self.settings.poll_interval_s)
+            try:
+                await self.check()
+            except Exception:  # the poll must outlive any surprise; the next one tries again
+                logger.exception("model poll failed")
 
     # ----- the check -----
     async def check(self) -> dict[str, Any]:

@@ -15,11 +15,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from mlops.serving import metrics
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +111,14 @@ class PredictionLog:
         self._stopping = asyncio.Event()
         # Recent predictions for /feedback before they reach the database.
         self.recent: OrderedDict[str, Record] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictionLog:
+        return cls(
+            settings.prediction_log_db_url,
+            max_queue=settings.prediction_log_queue_size,
+            flush_s=settings.prediction_log_flush_s,
+        )
 
     # ----- request path -----
     def submit(self, record: Record) -> None:

@@ -8,12 +8,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from mlops.projects import get_project
-from mlops.projects.base import Feature
+from mlops.projects.base import Feature, ProjectSpec
 
 
 def _field(f: Feature) -> tuple[Any, Any]:
-    if f.kind == "numeric":
-        kind: Any = Annotated[float, Field(strict=True, ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
+    """Strict types: a string, a boolean or a float for an integer feature is a 422, never coerced."""
+    if f.kind == "numeric" and f.integer:
+        kind: Any = Annotated[int, Field(strict=True, ge=f.minimum, le=f.maximum)]
+    elif f.kind == "numeric":
+        kind = Annotated[float, Field(strict=True, ge=f.minimum, le=f.maximum, allow_inf_nan=False)]
     elif f.categories:
         kind = Literal[tuple(f.categories)]
     else:
@@ -25,10 +28,14 @@ def _field(f: Feature) -> tuple[Any, Any]:
 
 @cache
 def row_model(project: str) -> type[BaseModel]:
-    spec = get_project(project)
+    return build_row_model(get_project(project))
+
+
+def build_row_model(spec: ProjectSpec) -> type[BaseModel]:
+    """One field per feature of the spec, with its type, range, categories and nullability."""
     fields: dict[str, Any] = {f.name: _field(f) for f in spec.features}
     model: type[BaseModel] = create_model(
-        f"{project.title()}Features",
+        f"{spec.name.title()}Features",
         __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [spec.example]}),
         **fields,
     )

@@ -1,4 +1,4 @@
-"""Liveness, readiness and the model's identity."""
+"""Liveness and readiness."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from mlops.serving.deps import ManagerDep, ModelDep
-from mlops.serving.schemas import ModelInfo
-from mlops.serving.security import AdminKey
+from mlops.serving.deps import ManagerDep
 
 router = APIRouter(tags=["health"])
 
@@ -19,28 +17,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="Readiness: a model is loaded (503 until then); registry reachability")
+@router.get(
+    "/ready",
+    summary="Readiness: 503 until a model is loaded; reports registry reachability",
+    responses={503: {"description": "No model loaded yet"}},
+)
 async def ready(manager: ManagerDep) -> JSONResponse:
     state: dict[str, Any] = manager.state()
     state["status"] = "ready" if state["model_loaded"] else "loading"
     code = status.HTTP_200_OK if state["model_loaded"] else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(state, status_code=code)
-
-
-@router.get("/model/info", response_model=ModelInfo, tags=["model"], summary="The model being served")
-async def model_info(model: ModelDep, manager: ManagerDep) -> ModelInfo:
-    return ModelInfo(
-        name=model.name,
-        alias=manager.alias,
-        version=model.version,
-        mlflow_run_id=model.run_id,
-        metrics=model.metrics,
-        trained_at=model.created_at,
-        runtime=model.runtime,
-        threshold=model.threshold,
-    )
-
-
-@router.post("/reload", tags=["model"], dependencies=[AdminKey], summary="Check the registry now")
-async def reload(manager: ManagerDep) -> dict[str, Any]:
-    return await manager.check()

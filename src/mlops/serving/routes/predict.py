@@ -95,7 +95,7 @@ def build_router(project: str) -> APIRouter:
         rows = [r.model_dump() for r in batch.rows]  # type: ignore[attr-defined]
         if len(rows) > settings.max_batch_rows:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                status.HTTP_413_CONTENT_TOO_LARGE,
                 {"field": "rows", "msg": f"{len(rows)} rows exceed the maximum of {settings.max_batch_rows}"},
             )
         started = time.perf_counter()

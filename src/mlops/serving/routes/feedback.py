@@ -1,0 +1,50 @@
+"""Ground truth for a logged prediction (admin key) -> live accuracy."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, status
+
+from mlops.serving import metrics
+from mlops.serving.deps import LogDep, ModelDep
+from mlops.serving.schemas import Feedback, FeedbackResult
+from mlops.serving.security import AdminKey
+
+router = APIRouter(tags=["feedback"], dependencies=[AdminKey])
+
+
+def _class_id(true_label: int | str, names: list[str]) -> int:
+    if isinstance(true_label, str) and not true_label.isdigit():
+        if true_label not in names:
+            raise HTTPException(
+                422, [{"loc": ["body", "true_label"], "msg": f"unknown class; one of {names}"}]
+            )
+        return names.index(true_label)
+    label = int(true_label)
+    if not 0 <= label < len(names):
+        raise HTTPException(
+            422, [{"loc": ["body", "true_label"], "msg": f"class id out of range 0..{len(names) - 1}"}]
+        )
+    return label
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackResult,
+    summary="The true label of a prediction, by request id",
+    responses={404: {"description": "Unknown request id"}},
+)
+async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResult:
+    label = _class_id(body.true_label, list(model.spec.class_names))
+    try:
+        result = await asyncio.to_thread(log.record_feedback, body.request_id, model.spec.name, label)
+    except Exception as exc:  # the log database is down: say so, do not 500
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "prediction log unavailable") from exc
+    if result is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown request id {body.request_id!r}")
+    correct, accuracy = result
+    metrics.FEEDBACK.inc()
+    if accuracy is not None:
+        metrics.LIVE_ACCURACY.set(accuracy)
+    return FeedbackResult(request_id=body.request_id, correct=correct, live_accuracy=accuracy)

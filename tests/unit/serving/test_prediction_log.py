@@ -1,0 +1,88 @@
+"""The prediction log: rows written in batches, drained at shutdown, never in a prediction's way."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from fastapi.testclient import TestClient
+from tests.unit.serving.conftest import EXAMPLE, sample
+
+from mlops.serving.app import create_app
+from mlops.serving.prediction_log import PredictionLog, Record, get_prediction, read_predictions
+
+
+def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
+    url = service_settings.prediction_log_db_url
+    with TestClient(create_app(service_settings)) as c:
+        ids = [c.post("/predict", json=EXAMPLE).json()["request_id"] for _ in range(20)]
+        ids += [
+            p["request_id"]
+            for p in c.post("/predict/batch", json={"rows": [EXAMPLE] * 5}).json()["predictions"]
+        ]
+    row = get_prediction(url, ids[0])
+    assert row is not None and row["model_version"] == "1" and row["inputs"] == EXAMPLE
+    assert row["label"] == "setosa" and row["prediction"] == 0 and row["runtime"] == "onnx"
+    assert row["model_name"] == "iris-classifier" and row["latency_ms"] >= 0 and row["project"] == "iris"
+    assert set(row["probabilities"]) == {"setosa", "versicolor", "virginica"}
+    assert datetime.fromisoformat(row["at"]).tzinfo is not None or url.startswith("sqlite")
+    assert all(get_prediction(url, i) for i in ids)
+    frame = read_predictions(url, "iris")
+    assert len(frame) == 25 and {*EXAMPLE, "request_id", "model_version", "label"} <= set(frame.columns)
+    assert len(read_predictions(url, "iris", limit=3)) == 3
+    assert get_prediction(url, "unknown") is None
+
+
+def test_predictions_survive_a_dead_prediction_database(service_settings) -> None:
+    dead = service_settings.model_copy(
+        update={"prediction_log_url": "postgresql://nobody@127.0.0.1:1/none", "prediction_log_flush_s": 0.05}
+    )
+    written = sample("mlops_prediction_log_written_total")
+    with TestClient(create_app(dead)) as c:
+        codes = [c.post("/predict", json=EXAMPLE).status_code for _ in range(50)]
+        assert codes == [200] * 50
+        assert c.get("/ready").status_code == 200
+    assert sample("mlops_prediction_log_written_total") == written
+
+
+def test_a_full_queue_drops_and_counts_without_blocking() -> None:
+    async def scenario() -> tuple[int, float]:
+        log = PredictionLog("sqlite:///:memory:", max_queue=3)  # not started: nothing drains the queue
+        dropped = sample("mlops_prediction_log_dropped_total")
+        for i in range(5):
+            log.submit(
+                Record(f"r{i}", datetime.now(UTC), "iris", "m", "1", "onnx", {}, 0, "a", {"a": 1.0}, 0.1)
+            )
+        return log.queue.qsize(), sample("mlops_prediction_log_dropped_total") - dropped
+
+    depth, dropped = asyncio.run(scenario())
+    assert depth == 3 and dropped == 2
+    assert sample("mlops_prediction_log_queue_depth") == 3
+
+
+def test_outage_then_recovery_loses_nothing(tmp_path) -> None:
+    """Writes fail while the database is unreachable and succeed, without loss, once it is back."""
+    target = tmp_path / "later" / "log.db"
+    url = f"sqlite:///{target}"
+
+    async def scenario() -> None:
+        log = PredictionLog(url, flush_s=0.02)
+        log.engine.dispose()
+        import sqlalchemy as sa
+
+        log.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/log.db")  # unreachable
+        log.start()
+        for i in range(10):
+            log.submit(
+                Record(f"r{i}", datetime.now(UTC), "iris", "m", "1", "onnx", {}, 0, "a", {"a": 1.0}, 0.1)
+            )
+        for _ in range(100):  # bounded: the writer has failed at least once
+            await asyncio.sleep(0.01)
+            if log._pending:
+                break
+        target.parent.mkdir(exist_ok=True)
+        log.engine = sa.create_engine(url)  # the database is back
+        await log.stop()
+
+    asyncio.run(scenario())
+    assert len(read_predictions(url, "iris")) == 10

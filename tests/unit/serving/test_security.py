@@ -1,0 +1,36 @@
+"""API keys: admin routes never open by default; 401 without a key, 403 with a wrong one."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from tests.unit.serving.conftest import ADMIN, EXAMPLE
+
+from mlops.serving.app import create_app
+
+
+def test_admin_routes_need_the_admin_key(client: TestClient) -> None:
+    for method, path in (("POST", "/reload"), ("POST", "/retrain"), ("GET", "/retrain/abc")):
+        assert client.request(method, path).status_code == 401
+        assert client.request(method, path, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert client.post("/feedback", json={"request_id": "x", "true_label": 0}).status_code == 401
+    assert client.post("/reload", headers=ADMIN).status_code == 200
+    assert client.post("/predict", json=EXAMPLE).status_code == 200  # no predict key configured
+
+
+def test_admin_routes_refuse_when_no_key_is_configured(settings, registered_iris) -> None:
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/retrain").status_code == 503
+        assert c.post("/reload", headers={"X-API-Key": "anything"}).status_code == 503
+        assert c.post("/feedback", json={"request_id": "x", "true_label": 0}).status_code == 503
+        assert c.post("/predict", json=EXAMPLE).status_code == 200
+
+
+def test_optional_predict_key(service_settings) -> None:
+    s = service_settings.model_copy(update={"predict_api_key": SecretStr("p-key")})
+    with TestClient(create_app(s)) as c:
+        assert c.post("/predict", json=EXAMPLE).status_code == 401
+        assert c.post("/predict", json=EXAMPLE, headers={"X-API-Key": "nope"}).status_code == 403
+        assert c.post("/predict", json=EXAMPLE, headers={"X-API-Key": "p-key"}).status_code == 200
+        assert c.post("/predict/batch", json={"rows": [EXAMPLE]}).status_code == 401
+        assert c.get("/health").status_code == 200 and c.get("/metrics").status_code == 200
