@@ -110,8 +110,8 @@ def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
     from mlops.ml.model import tabular_pipeline
 
     estimator = HistGradientBoostingClassifier(
-        learning_rate=0.05,
-        max_iter=200,
+        learning_rate=0.1,
+        max_iter=100,
         max_leaf_nodes=15,
         min_samples_leaf=40,
         l2_regularization=1.0,
