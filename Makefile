@@ -30,7 +30,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 env: $(VENV)/.synced ## Create the virtual environment from the lockfile
 
-demo: env ## Train iris through the ZenML pipeline, predict from the registry, then serve it (Ctrl-C stops)
+demo: env ## Train iris through the ZenML pipeline (if no production model yet), serve it, predict over HTTP (Ctrl-C stops)
 	$(MLOPS) demo --project $(PROJECT)
 
 test: env ## Run the whole test suite (unit, pipeline, integration)

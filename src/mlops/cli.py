@@ -295,13 +295,21 @@ def demo(
     project: ProjectOpt = None,
     port: Annotated[int | None, typer.Option(help="Port (default MLOPS_PORT, 8000).")] = None,
     smoke: Annotated[bool, typer.Option(help="Stop after the HTTP prediction (for tests).")] = False,
-    train_first: Annotated[bool, typer.Option("--train/--no-train", help="Run the pipeline first.")] = True,
+    train_first: Annotated[
+        bool | None,
+        typer.Option(
+            "--train/--no-train", help="Run the pipeline first (default: only when no production model)."
+        ),
+    ] = None,
 ) -> None:
     """Train through the pipeline, predict from the registry, then serve and predict over HTTP."""
     settings, name = _settings(project)
     from mlops.projects import get_project
+    from mlops.registry import Registry
 
     spec = get_project(name)
+    if train_first is None:
+        train_first = Registry(settings, name).alias_version("production") is None
     if train_first:
         train(project=name, as_json=False)
     predict(json.dumps(spec.example), project=name, alias="production", as_json=False)

@@ -110,8 +110,10 @@ class ModelManager:
         previous = self.current
         self.current = model  # one reference assignment: requests see the old or the new model, whole
         if previous is not None:
+            labels = (previous.name, previous.version, self.alias, previous.runtime)
+            metrics.MODEL_INFO.labels(*labels).set(0)  # multiprocess mode keeps removed series: zero it
             with contextlib.suppress(KeyError):
-                metrics.MODEL_INFO.remove(previous.name, previous.version, self.alias, previous.runtime)
+                metrics.MODEL_INFO.remove(*labels)
         metrics.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
         metrics.MODEL_LOADED.set(1)
         metrics.SWAPS.labels(result="success").inc()
