@@ -380,7 +380,8 @@ def features(raw: pd.DataFrame) -> pd.DataFrame:
     out["n_active_meds"] = active
     out["n_med_changes"] = changes
     out["race"] = _per_value(raw["race"], _race)
-    out["gender"] = _per_value(raw["gender"], _text)
+    # "Unknown/Invalid" (a handful of rows) is a missing value for scoring; training drops those rows.
+    out["gender"] = _per_value(raw["gender"], lambda v: _text(v).where(_text(v).isin(GENDERS), ""))
     out["age_band"] = _per_value(raw["age"], lambda v: _text(v).map(_AGE_TO_BAND).fillna(""))
     out["admission_type"] = _coded(raw["admission_type_id"], _ADMISSION_TYPE, "unknown")
     out["discharge_group"] = _coded(raw["discharge_disposition_id"], _DISCHARGE, "unknown")
