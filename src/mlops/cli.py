@@ -349,6 +349,36 @@ def batch_predict(
 
 
 @app.command()
+def drift(
+    source: Annotated[Path | None, typer.Option("--input", help="Check a batch file, not the log.")] = None,
+    window: Annotated[int, typer.Option(min=50, help="Most recent predictions (or rows).")] = 5_000,
+    alias: Annotated[str, typer.Option(help="Alias whose training data is the reference.")] = "production",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the monitoring pipeline: Evidently drift of the recent window vs the training data."""
+    settings, name = _settings(project)
+    _quiet_libraries()
+    from mlops.train import run_monitoring
+
+    with console.status("checking drift (Evidently)…"):
+        result = run_monitoring(settings, name, alias=alias, source=source, window=window)
+    if as_json:
+        _print_json(result)
+        return
+    verdict = "[red]drift detected[/]" if result["detected"] else "[green]no drift[/]"
+    console.print(
+        f"{verdict}: {result['share']:.0%} of features drifted over {result['rows']:,} rows "
+        f"(threshold {result['threshold_share']:.0%}) — report {result['report_path']}"
+    )
+    drifted = [n for n, f in result["features"].items() if f["drifted"]]
+    if drifted:
+        console.print("drifted: " + ", ".join(drifted))
+    if result.get("retrain"):
+        console.print(f"retraining: {result['retrain']}")
+
+
+@app.command()
 def lineage(
     target: Annotated[str, typer.Argument(help="A prediction's request id, or a model version number.")],
     project: ProjectOpt = None,

@@ -45,6 +45,15 @@ class Settings(BaseSettings):
     onnx_prob_tolerance: float = 1e-4
     data_path: Path | None = None
 
+    # Monitoring
+    drift_share_threshold: float = Field(
+        0.3, gt=0, le=1, description="Share of drifted features that is drift."
+    )
+    drift_retrain_share: float = Field(
+        0.0, ge=0, le=1, description="Ask for retraining above this share; 0 = off."
+    )
+    service_url: str = "http://127.0.0.1:8000"
+
     # Serving
     host: str = "127.0.0.1"
     port: int = 8000

@@ -81,6 +81,30 @@ def run_batch(
     return {"zenml_run_id": str(run.id), "artifact_uri": outputs["batch_predictions"][0].uri, **summary}
 
 
+def run_monitoring(
+    settings: Settings, project: str, *, alias: str, source: Path | None, window: int
+) -> dict[str, Any]:
+    apply_environment(settings)
+    _cache_distribution_lookup()
+    spec = get_project(project)
+    from zenml.client import Client
+
+    from mlops.pipelines.monitoring import monitoring_pipeline
+
+    try:
+        run = monitoring_pipeline(
+            project=spec.name, alias=alias, input_path=str(source.resolve()) if source else "", window=window
+        )
+    except RuntimeError as exc:
+        raise _step_failure(monitoring_pipeline.name) or exc from None
+    if run is None:
+        raise MlopsError("the monitoring pipeline was submitted but returned no run")
+    result: dict[str, Any] = (
+        Client().get_pipeline_run(run.id).steps["detect_drift"].outputs["drift_result"][0].load()
+    )
+    return {"zenml_run_id": str(run.id), **result}
+
+
 def _step_failure(pipeline_name: str) -> MlopsError | None:
     """Turn the failed step of the latest run back into our error, with every gate reason."""
     from zenml.client import Client
