@@ -60,6 +60,12 @@ DRIFT_DETECTED = Gauge(
 )
 
 
+# Labelled counters start at 0 for every known label, so rate()/increase() see the first event.
+for _result in ("success", "rejected"):
+    SWAPS.labels(result=_result)
+for _state in ("started", "succeeded", "failed"):
+    RETRAIN_JOBS.labels(state=_state)
+
 def exposition() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
