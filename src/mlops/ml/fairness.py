@@ -90,23 +90,25 @@ def fairness_reasons(spec: ProjectSpec, groups: dict[str, dict[str, dict[str, fl
     """One reason per sensitive feature whose recall gap between groups exceeds ``max_group_gap``.
 
     Only groups with at least ``min_group_size`` rows and a defined recall take part; the reason names
-    the feature, the best and the worst group, their recalls and sizes.
+    the feature, the best and the worst group, their values and sizes. The metric is the spec's
+    ``model_gate.fairness_metric`` (recall by default: equal opportunity).
     """
     gate = spec.model_gate
+    metric = gate.fairness_metric or GAP_METRIC
     reasons: list[str] = []
     for feature, by_group in groups.items():
         eligible = {
-            g: m for g, m in by_group.items() if m.get("n", 0.0) >= gate.min_group_size and GAP_METRIC in m
+            g: m for g, m in by_group.items() if m.get("n", 0.0) >= gate.min_group_size and metric in m
         }
         if len(eligible) < 2:
             continue
-        best = max(eligible, key=lambda g: (eligible[g][GAP_METRIC], g))
-        worst = min(eligible, key=lambda g: (eligible[g][GAP_METRIC], g))
-        gap = eligible[best][GAP_METRIC] - eligible[worst][GAP_METRIC]
+        best = max(eligible, key=lambda g: (eligible[g][metric], g))
+        worst = min(eligible, key=lambda g: (eligible[g][metric], g))
+        gap = eligible[best][metric] - eligible[worst][metric]
         if gap > gate.max_group_gap:
             reasons.append(
-                f"{GAP_METRIC} gap across {feature!r} is {gap:.3f} (max {gate.max_group_gap:.3f}): "
-                f"{best!r} {eligible[best][GAP_METRIC]:.3f} (n={int(eligible[best]['n'])}) vs "
-                f"{worst!r} {eligible[worst][GAP_METRIC]:.3f} (n={int(eligible[worst]['n'])})"
+                f"{metric} gap across {feature!r} is {gap:.3f} (max {gate.max_group_gap:.3f}): "
+                f"{best!r} {eligible[best][metric]:.3f} (n={int(eligible[best]['n'])}) vs "
+                f"{worst!r} {eligible[worst][metric]:.3f} (n={int(eligible[worst]['n'])})"
             )
     return reasons

@@ -50,6 +50,7 @@ class ModelGate:
     sensitive_features: tuple[str, ...] = ()
     max_group_gap: float = 1.0
     min_group_size: int = 30
+    fairness_metric: str = "recall"  # per-group metric whose best-worst gap is gated
 
 
 @dataclass(frozen=True)
