@@ -83,7 +83,7 @@ def test_fairness_gate_names_the_feature_groups_and_values() -> None:
     reasons = fairness_reasons(SPEC, groups)
     assert len(reasons) == 1
     assert "'gender'" in reasons[0] and "'Female'" in reasons[0] and "'Male'" in reasons[0]
-    assert "recall gap" in reasons[0]
+    assert f"{SPEC.model_gate.fairness_metric} gap" in reasons[0]
 
 
 def test_small_groups_are_reported_but_not_judged() -> None:
