@@ -39,7 +39,11 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     app.state.settings, app.state.manager = settings, manager
     app.add_middleware(RequestMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)
-    for router in (predict.build_router(settings.project), health.router, model.router):
+    for router in (
+        predict.build_router(settings.project, predict_key=settings.predict_api_key is not None),
+        health.router,
+        model.router,
+    ):
         app.include_router(router)
     for router in (retrain.router, feedback.router, metrics.router):
         app.include_router(router)

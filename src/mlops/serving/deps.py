@@ -1,7 +1,9 @@
-"""Dependencies of the routes, in one place."""
+"""Dependencies of the routes, in one place. All ``async def``: FastAPI runs a plain ``def``
+dependency in a worker thread, a hop per dependency per request on the hot path."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -13,17 +15,17 @@ from mlops.serving.prediction_log import PredictionLog
 from mlops.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_manager(request: Request) -> ModelManager:
+async def get_manager(request: Request) -> ModelManager:
     manager: ModelManager = request.app.state.manager
     return manager
 
 
-def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
+async def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
     """The model this request runs on, fixed at its start (a swap mid-request does not affect it)."""
     model = manager.current
     if model is None:
@@ -31,12 +33,29 @@ def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedM
     return model
 
 
-def get_log(request: Request) -> PredictionLog:
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What a prediction needs, resolved in one dependency (each dependency costs on the hot path)."""
+
+    model: LoadedModel
+    log: PredictionLog
+    settings: Settings
+
+
+async def get_serving(request: Request) -> Serving:
+    state = request.app.state
+    model = state.manager.current  # fixed for this request: a swap mid-request does not affect it
+    if model is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
+    return Serving(model, state.prediction_log, state.settings)
+
+
+async def get_log(request: Request) -> PredictionLog:
     log: PredictionLog = request.app.state.prediction_log
     return log
 
 
-def get_jobs(request: Request) -> RetrainJobs:
+async def get_jobs(request: Request) -> RetrainJobs:
     jobs: RetrainJobs = request.app.state.jobs
     return jobs
 
@@ -46,3 +65,4 @@ ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 LogDep = Annotated[PredictionLog, Depends(get_log)]
 JobsDep = Annotated[RetrainJobs, Depends(get_jobs)]
+ServingDep = Annotated[Serving, Depends(get_serving)]

@@ -7,6 +7,7 @@ exposition aggregates all workers.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -66,9 +67,36 @@ for _result in ("success", "rejected"):
 for _state in ("started", "succeeded", "failed"):
     RETRAIN_JOBS.labels(state=_state)
 
+
 def exposition() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# ----- the hot path: labelled children cached (``labels()`` takes a lock and builds a key per call) -----
+_predictions: dict[tuple[str, str], Any] = {}
+_requests: dict[tuple[str, str, str], Any] = {}
+_latency: dict[tuple[str, str], Any] = {}
+
+
+def prediction(model_version: str, label: str) -> None:
+    key = (model_version, label)
+    child = _predictions.get(key)
+    if child is None:
+        child = _predictions[key] = PREDICTIONS.labels(model_version=model_version, label=label)
+    child.inc()
+
+
+def request(route: str, method: str, status: str, seconds: float) -> None:
+    key = (route, method, status)
+    counter = _requests.get(key)
+    if counter is None:
+        counter = _requests[key] = REQUESTS.labels(route=route, method=method, status=status)
+    counter.inc()
+    histogram = _latency.get(key[:2])
+    if histogram is None:
+        histogram = _latency[key[:2]] = LATENCY.labels(route=route, method=method)
+    histogram.observe(seconds)

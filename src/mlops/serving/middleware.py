@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops.serving import metrics
+
+
+def new_request_id() -> str:
+    """128 random bits as 32 hex digits, like ``uuid4().hex`` but without a getrandom syscall per
+    request (~20 us here). The generator is seeded from the OS and reseeded in forked workers; ids are
+    keys, not secrets (the routes that take one back need the admin key)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 class RequestMiddleware:
@@ -19,7 +26,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         # Always our own id: it keys the prediction log, so a client must not be able to collide with it.
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -36,5 +43,4 @@ class RequestMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            metrics.REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-            metrics.LATENCY.labels(route=route, method=method).observe(time.perf_counter() - start)
+            metrics.request(route, method, str(status), time.perf_counter() - start)

@@ -22,7 +22,6 @@ from mlops.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-
 class ModelManager:
     def __init__(self, settings: Settings, project: str, alias: str) -> None:
         self.settings = settings

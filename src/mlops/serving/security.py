@@ -29,11 +29,11 @@ def _check(provided: str | None, expected: SecretStr | None, *, required: bool, 
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"wrong API key ({what})")
 
 
-def require_admin(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+async def require_admin(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
     _check(key, request.app.state.settings.admin_api_key, required=True, what="admin")
 
 
-def require_predict(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
+async def require_predict(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
     _check(key, request.app.state.settings.predict_api_key, required=False, what="predict")
 
 
