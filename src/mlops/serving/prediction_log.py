@@ -270,7 +270,7 @@ def get_prediction(url: str, request_id: str) -> dict[str, Any] | None:
                 .mappings()
                 .first()
             )
-    except sa.exc.OperationalError:
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no table yet (SQLite / Postgres)
         return None
     finally:
         engine.dispose()
