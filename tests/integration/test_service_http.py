@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -226,14 +227,17 @@ def test_demo_then_retrain_over_http(tmp_path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert '"model_version": "1"' in out.stdout and "/metrics" in out.stdout and "/docs" in out.stdout
 
-    service, base = start_service(home, tmp_path, MLOPS_POLL_INTERVAL_S="1")
+    service, base = start_service(home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S="1")
     try:
         admin = {"X-API-Key": ADMIN_KEY}
         assert httpx.post(f"{base}/retrain").status_code == 401
-        first = httpx.post(f"{base}/retrain", headers=admin)
-        assert first.status_code == 202
-        job_id = first.json()["job_id"]
-        assert httpx.post(f"{base}/retrain", headers=admin).json()["job_id"] == job_id  # single-flight
+        # 10 concurrent requests over fresh connections, so both workers take some: one job.
+        with ThreadPoolExecutor(10) as pool:
+            responses = list(pool.map(lambda _: httpx.post(f"{base}/retrain", headers=admin), range(10)))
+        assert {r.status_code for r in responses} == {202}
+        assert len({r.json()["job_id"] for r in responses}) == 1
+        assert sum(r.headers["x-job-created"] == "true" for r in responses) == 1
+        job_id = responses[0].json()["job_id"]
         deadline = time.monotonic() + 300
         while (job := httpx.get(f"{base}/retrain/{job_id}", headers=admin).json())["state"] == "running":
             assert time.monotonic() < deadline, job
@@ -243,8 +247,14 @@ def test_demo_then_retrain_over_http(tmp_path) -> None:
         assert job["state"] == "succeeded", json.dumps(job, indent=1)
         assert job["model_version"] == "2"
         assert job["promotion"]["outcome"] in {"promoted", "kept", "rejected"}, job["promotion"]
-        info = httpx.get(f"{base}/model/info").json()
         expected = "2" if job["promotion"]["outcome"] == "promoted" else "1"
-        assert info["version"] == expected  # the job's end triggers a registry check
+        for _ in range(40):  # both workers converge (one reloads at the job's end, the other polls)
+            versions = {
+                httpx.post(f"{base}/predict", json=EXAMPLE).json()["model_version"] for _ in range(10)
+            }
+            if versions == {expected}:
+                break
+            time.sleep(0.25)
+        assert versions == {expected}
     finally:
         service.stop()

@@ -25,7 +25,9 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.prediction_log = log = PredictionLog.from_settings(settings)
-        app.state.jobs = jobs or RetrainJobs(settings.project, on_done=manager.check)
+        app.state.jobs = jobs or RetrainJobs(
+            settings.project, on_done=manager.check, state_dir=settings.state_dir
+        )
         log.start()
         await manager.start()  # loads the alias target once, then polls it in the background
         yield
@@ -39,12 +41,14 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     app.state.settings, app.state.manager = settings, manager
     app.add_middleware(RequestMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)
+    predict_router = predict.build_router(settings.project, predict_key=settings.predict_api_key is not None)
     for router in (
-        predict.build_router(settings.project, predict_key=settings.predict_api_key is not None),
+        predict_router,
         health.router,
         model.router,
+        retrain.router,
+        feedback.router,
+        metrics.router,
     ):
-        app.include_router(router)
-    for router in (retrain.router, feedback.router, metrics.router):
         app.include_router(router)
     return app

@@ -43,6 +43,7 @@ class Serving:
 
 
 async def get_serving(request: Request) -> Serving:
+    """Called directly by the prediction routes (not injected): the hot path skips the resolver."""
     state = request.app.state
     model = state.manager.current  # fixed for this request: a swap mid-request does not affect it
     if model is None:
@@ -65,4 +66,3 @@ ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 LogDep = Annotated[PredictionLog, Depends(get_log)]
 JobsDep = Annotated[RetrainJobs, Depends(get_jobs)]
-ServingDep = Annotated[Serving, Depends(get_serving)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -76,3 +77,39 @@ def test_failed_retrain_reports_its_log(service_settings) -> None:
         assert job["state"] == "failed" and "exited with 3" in job["error"]
         assert "boom: no data" in job["log_tail"]
     assert sample("mlops_retrain_jobs_total", state="failed") == failed + 1
+
+
+def test_single_flight_holds_across_worker_processes(tmp_path) -> None:
+    """Two workers of one service (two RetrainJobs over one state folder): one job, visible to both."""
+    gate = tmp_path / "release"
+    script = (
+        "import json, pathlib, time\n"
+        f"gate = pathlib.Path({str(gate)!r})\n"
+        "for _ in range(6000):\n"
+        "    if gate.exists(): break\n"
+        "    time.sleep(0.01)\n"
+        "print(json.dumps({'model': {'version': '3'}, 'promotion': {'outcome': 'promoted'}}))\n"
+    )
+
+    def command(project: str) -> list[str]:
+        return [sys.executable, "-c", script]
+
+    async def scenario() -> None:
+        first = RetrainJobs("iris", command=command, state_dir=tmp_path)
+        second = RetrainJobs("iris", command=command, state_dir=tmp_path)
+        job, created = first.submit()
+        other, created_again = second.submit()
+        assert created and not created_again and other.job_id == job.job_id
+        gate.touch()
+        for _ in range(3000):  # bounded
+            seen = second.get(job.job_id)
+            if seen is not None and seen.state != "running":
+                break
+            await asyncio.sleep(0.01)
+        assert seen is not None and seen.state == "succeeded" and seen.model_version == "3"
+        again, created = second.submit()  # the lock is free again: any worker may start the next job
+        assert created and again.job_id != job.job_id
+        await second.stop()
+        assert first.get(again.job_id) is not None
+
+    asyncio.run(scenario())

@@ -29,7 +29,7 @@ async def retrain(jobs: JobsDep) -> JSONResponse:
 
 @router.get("/retrain/{job_id}", response_model=RetrainJob, summary="A retrain job's state")
 async def retrain_status(job_id: str, jobs: JobsDep) -> RetrainJob:
-    job = jobs.jobs.get(job_id)
+    job = jobs.get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no retrain job {job_id!r}")
     return RetrainJob(**job.as_dict())
