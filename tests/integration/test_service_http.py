@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
@@ -155,7 +156,13 @@ def test_new_version_is_served_within_two_seconds_of_the_poll_without_a_failed_r
         'mlops_model_info{alias="production",name="iris-classifier",runtime="onnx",version="2"} 1.0'
         in metrics
     )
-    assert 'mlops_model_swaps_total{result="rejected"}' not in metrics
+    swaps = {
+        sample.labels["result"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "mlops_model_swaps_total"
+    }
+    assert swaps.get("rejected", 0) == 0 and swaps["success"] == 4  # per worker: first load + the swap
 
 
 # ----- registry outage -----
