@@ -194,12 +194,17 @@ async def load(
 def measure(
     port: int, path: str, body: bytes, connections: int, warmup: float, seconds: float
 ) -> dict[str, Any]:
+    """One measured run; ``client_cpu`` is the load generator's CPU share of its core (near 1.0 means
+    the generator, not the server, may be the limit)."""
+    cpu, wall = time.process_time(), time.perf_counter()
     try:
         import uvloop
 
-        return uvloop.run(load(port, path, body, connections, warmup, seconds))
+        result = uvloop.run(load(port, path, body, connections, warmup, seconds))
     except ImportError:
-        return asyncio.run(load(port, path, body, connections, warmup, seconds))
+        result = asyncio.run(load(port, path, body, connections, warmup, seconds))
+    result["client_cpu"] = (time.process_time() - cpu) / (time.perf_counter() - wall)
+    return result
 
 
 # ----- the benchmark -----
@@ -267,7 +272,8 @@ def main() -> None:
 
     summary = {
         kind: {
-            key: statistics.median(r[key] for r in results) for key in ("rps", "p50_ms", "p99_ms", "errors")
+            key: statistics.median(r[key] for r in results)
+            for key in ("rps", "p50_ms", "p99_ms", "errors", "client_cpu")
         }
         for kind, results in runs.items()
     }
