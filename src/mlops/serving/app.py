@@ -17,6 +17,8 @@ from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.routes import feedback, health, metrics, model, predict, retrain
 from mlops.settings import Settings, apply_environment, get_settings
 
+ROUTERS = (health.router, model.router, retrain.router, feedback.router, metrics.router)
+
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
     settings = apply_environment(settings or get_settings())
@@ -42,13 +44,6 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     app.add_middleware(RequestMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)
     predict_router = predict.build_router(settings.project, predict_key=settings.predict_api_key is not None)
-    for router in (
-        predict_router,
-        health.router,
-        model.router,
-        retrain.router,
-        feedback.router,
-        metrics.router,
-    ):
+    for router in (predict_router, *ROUTERS):
         app.include_router(router)
     return app

@@ -3,7 +3,8 @@
 A new version is loaded and smoke-tested in a worker thread, off the request path; only then does
 one reference assignment make it current. A request holds the ``LoadedModel`` it started with, so
 in-flight requests finish on their model. A registry outage keeps the last good model serving; a
-version that fails to load or to predict is rejected, counted, and not retried until the alias moves.
+version that fails to load or to predict is rejected and counted; it is tried again only after
+``RETRY_REJECTED_S`` (a transient artifact-store error must not bar a good version for ever).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +22,7 @@ from mlops.serving import metrics
 from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
+RETRY_REJECTED_S = 300.0
 
 
 class ModelManager:
@@ -31,7 +34,7 @@ class ModelManager:
         self.registry_reachable = False
         self.last_poll: datetime | None = None
         self.last_error = ""
-        self.rejected: set[str] = set()
+        self.rejected: dict[str, float] = {}  # version -> monotonic time of its rejection
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._registry: Any = None
@@ -73,16 +76,17 @@ class ModelManager:
                 return self.state()
             if self.current is not None and self.current.version == version:
                 return self.state()
-            if version in self.rejected:
+            if time.monotonic() - self.rejected.get(version, -math.inf) < RETRY_REJECTED_S:
                 return self.state()
             try:
                 candidate = await asyncio.to_thread(self._load_and_smoke_test, version)
             except Exception as exc:
-                self.rejected.add(version)
+                self.rejected[version] = time.monotonic()
                 metrics.SWAPS.labels(result="rejected").inc()
                 self.last_error = f"version {version} rejected: {type(exc).__name__}: {exc}"
                 logger.error("model %s", self.last_error)
                 return self.state()
+            self.rejected.pop(version, None)
             self._swap(candidate)
             return self.state()
 
