@@ -301,6 +301,8 @@ def read_predictions(url: str, project: str, limit: int | None = None) -> Any:
             query = query.limit(limit)
         with engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError):  # no table yet: no prediction yet
+        rows = []
     finally:
         engine.dispose()
     if not rows:

@@ -33,6 +33,11 @@ def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
     assert get_prediction(url, "unknown") is None
 
 
+def test_readers_before_any_prediction(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/empty.db"
+    assert read_predictions(url, "iris").empty and get_prediction(url, "x") is None
+
+
 def test_predictions_survive_a_dead_prediction_database(service_settings) -> None:
     dead = service_settings.model_copy(
         update={"prediction_log_url": "postgresql://nobody@127.0.0.1:1/none", "prediction_log_flush_s": 0.05}
