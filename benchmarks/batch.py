@@ -30,7 +30,8 @@ from mlops.settings import apply_environment, get_settings
 settings = apply_environment(get_settings())
 from mlops import runtime
 from mlops.registry import Registry
-version = Registry(settings, project).alias_version("production")
+from mlops.projects import get_project
+version = Registry(settings, project).alias_version(get_project(project).promotion_target)
 model = runtime.load(settings, project, version)
 assert model.runtime == "onnx", "benchmark needs a model whose ONNX parity passed"
 import mlops.batch, mlops.data.schema, pandera.pandas, pyarrow.csv, pyarrow.parquet  # imports are not timed

@@ -72,6 +72,8 @@ def test_shipped_stack_files_parse() -> None:
         text = path.read_text()
         raw = yaml.safe_load(text)
         env = {name: "x" for name, _ in stacks._VAR.findall(text)}
-        env |= {var: "x" for secret in raw.get("secrets") or [] for var in (secret.get("values") or {}).values()}
+        env |= {
+            var: "x" for secret in raw.get("secrets") or [] for var in (secret.get("values") or {}).values()
+        }
         parsed = stacks.load(path, env)
         assert parsed.name and parsed.components, path

@@ -86,7 +86,9 @@ def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris
     with pytest.raises(PromotionRefused, match="approver"):
         manual_promote(settings, iris_spec, "2", to="production", reason="reviewed")
     assert reg.alias_version("production") == "1"
-    event = manual_promote(settings, iris_spec, "2", to="production", reason="reviewed by the team", approver="ana")
+    event = manual_promote(
+        settings, iris_spec, "2", to="production", reason="reviewed by the team", approver="ana"
+    )
     assert event.details["approver"] == "ana" and "f1_macro" in event.details["fresh_holdout_metrics"]
     assert reg.alias_version("production") == "2"
     event = rollback(settings, iris_spec, reason="bad canary")
@@ -98,7 +100,9 @@ def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris
     assert actions[-2:] == [("promote", "promoted", "2"), ("rollback", "promoted", "1")]
 
 
-def test_manual_promotion_that_fails_revalidation_is_refused_and_audited(settings, registered_iris, iris_spec):
+def test_manual_promotion_that_fails_revalidation_is_refused_and_audited(
+    settings, registered_iris, iris_spec
+):
     from dataclasses import replace
 
     train_register_promote(settings, "iris")
