@@ -1,0 +1,87 @@
+"""The CLI boundary: fast help without heavy imports, clear errors with exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlops.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_lists_every_verb_without_importing_zenml_or_mlflow() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from mlops.cli import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in ('zenml', 'mlflow', 'sklearn', 'evidently') if m in sys.modules))\n"
+        "print(result.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, *rest = out.stdout.splitlines()
+    assert first == "[]"
+    text = "\n".join(rest)
+    for verb in (
+        "train",
+        "models",
+        "predict",
+        "promote",
+        "rollback",
+        "audit",
+        "status",
+        "serve",
+        "demo",
+        "batch-predict",
+        "generate",
+        "drift",
+        "lineage",
+        "reproduce",
+        "stack",
+    ):
+        assert verb in text, verb
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("predict", "{not json"), 2, "not valid JSON"),
+        (("predict", '{"sepal_length": 1}'), 2, "missing field 'sepal_width'"),
+        (("train", "--project", "nope"), 2, "unknown project 'nope'"),
+        (("promote", "1", "--to", "everywhere", "--reason", "x"), 2, "cannot promote to 'everywhere'"),
+        (("generate", "--project", "iris", "--output", "x.csv"), 2, "no data generator"),
+    ],
+)
+def test_usage_errors_are_one_message_and_an_exit_code(args, code: int, message: str, tmp_path) -> None:
+    out = run(*args, env={"MLOPS_HOME": str(tmp_path)})
+    assert out.returncode == code, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_predict_without_a_model_says_how_to_get_one(tmp_path) -> None:
+    out = run(
+        "predict",
+        json.dumps({"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}),
+        env={"MLOPS_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 4 and "mlops train" in out.stderr
+
+
+def test_status_json_is_only_json(tmp_path) -> None:
+    out = run("status", "--json", env={"MLOPS_HOME": str(tmp_path)})
+    assert out.returncode == 0
+    info = json.loads(out.stdout)
+    assert info["state_dir"] == str(tmp_path.resolve()) and info["tracking_uri"].startswith("sqlite:///")
