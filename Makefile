@@ -48,11 +48,21 @@ format: env ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
-train: env ## Run the training pipeline once more (PROJECT=iris)
+# MODE=stack: run against the docker compose stack (`make up`) instead of the embedded default.
+ifeq ($(MODE),stack)
+train: deploy/.env
+	$(COMPOSE) --profile pipeline run --rm pipeline mlops train --project $(PROJECT)
+
+predict: deploy/.env
+	@set -a; . deploy/.env; set +a; curl -fsS -X POST "http://127.0.0.1:$${MLOPS_PORT:-8000}/predict" \
+	  -H "Content-Type: application/json" -H "X-API-Key: $${MLOPS_PREDICT_API_KEY}" -d '$(FEATURES)'; echo
+else
+train: env ## Run the training pipeline (MODE=stack: inside the compose stack, against the ZenML server)
 	$(MLOPS) train --project $(PROJECT)
 
-predict: env ## Predict FEATURES with the production model
+predict: env ## Predict FEATURES with the production model (MODE=stack: through the stack's service)
 	$(MLOPS) predict '$(FEATURES)' --project $(PROJECT)
+endif
 
 models: env ## Registered versions, aliases, metrics
 	$(MLOPS) models --project $(PROJECT)
