@@ -24,8 +24,13 @@ def schema(spec: ProjectSpec, *, with_target: bool = True) -> pa.DataFrameSchema
                 checks.append(pa.Check.le(f.maximum))
             columns[f.name] = pa.Column(float, checks=checks, nullable=f.nullable, coerce=True)
         else:
-            checks = [pa.Check.isin(list(f.categories))] if f.categories else []
-            columns[f.name] = pa.Column(str, checks=checks, nullable=f.nullable, coerce=True)
+            if f.categories:
+                # The membership check already implies strings; pandera's per-element str dtype check
+                # would cost ~60 % of the batch gate on 14 categorical columns.
+                member = pa.Check.isin(list(f.categories))
+                columns[f.name] = pa.Column(None, checks=[member], nullable=f.nullable)
+            else:
+                columns[f.name] = pa.Column(str, nullable=f.nullable, coerce=True)
     if with_target:
         columns[spec.target] = pa.Column(
             int, checks=[pa.Check.isin(list(range(len(spec.class_names))))], nullable=False, coerce=True

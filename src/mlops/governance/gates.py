@@ -33,7 +33,7 @@ def data_reasons(
         col = frame[f.name]
         missing = col.isna()
         if f.kind == "categorical":  # missing categoricals travel as "" (see ml.model.to_frame)
-            missing |= col.astype(str) == ""
+            missing |= col.eq("")
         rate = float(missing.mean())
         if rate > gate.max_missing_rate:
             reasons.append(f"column {f.name!r} is {rate:.1%} missing (max {gate.max_missing_rate:.1%})")
