@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: help env demo test test-fast lint format train predict serve models audit status clean bench
+.PHONY: help env demo test test-fast lint lock format train predict serve models audit status clean bench
 
 help: ## List every verb
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,12 @@ lint: env ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	@diff <($(UV) export --frozen --all-extras --no-dev --no-hashes --format requirements-txt -q | grep -v '^ *#') \
+	      <(grep -v '^ *#' requirements.lock) >/dev/null || { echo "requirements.lock is stale: make lock"; exit 1; }
+
+lock: $(UV) ## Re-lock after editing pyproject.toml (uv.lock + requirements.lock for pip)
+	$(UV) lock
+	$(UV) export --frozen --all-extras --no-dev --no-hashes --format requirements-txt -q -o requirements.lock
 
 format: env ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests benchmarks
