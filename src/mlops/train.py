@@ -1,4 +1,4 @@
-"""Run the training pipeline on the active ZenML stack and return what it decided."""
+"""Run the pipelines (training, promotion, batch inference, monitoring) on the active ZenML stack."""
 
 from __future__ import annotations
 
@@ -6,29 +6,22 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import GateFailed, MlopsError, NotFound, PromotionRefused
-from mlops.projects import get_project
+from mlops.projects import ProjectSpec, get_project
 from mlops.settings import Settings, apply_environment
 
 
 def run_training(settings: Settings, project: str) -> dict[str, Any]:
-    apply_environment(settings)
-    _cache_distribution_lookup()
-    spec = get_project(project)
+    spec = _prepare(settings, project)
     from zenml import Model
 
     from mlops.pipelines.training import training_pipeline
 
     configured = training_pipeline.with_options(
         model=Model(
-            name=settings.registered_model_name(spec.name),
-            description=spec.description,
-            tags=[spec.name],
-        ),
+            name=settings.registered_model_name(spec.name), description=spec.description, tags=[spec.name]
+        )
     )
-    try:
-        run = configured(project=spec.name, test_size=settings.test_size, seed=settings.seed)
-    except RuntimeError as exc:
-        raise _step_failure(configured.name) or exc from None
+    run = _submit(configured, project=spec.name, test_size=settings.test_size, seed=settings.seed)
     return run_outputs(run)
 
 
@@ -36,47 +29,31 @@ def run_promotion(
     settings: Settings, project: str, version: str, *, to: str, reason: str, approver: str
 ) -> dict[str, Any]:
     """Run the promotion pipeline; its failure comes back as the step's own error (with reasons)."""
-    apply_environment(settings)
-    _cache_distribution_lookup()
-    spec = get_project(project)
-    from zenml.client import Client
-
+    spec = _prepare(settings, project)
     from mlops.pipelines.promotion import promotion_pipeline
 
-    try:
-        run = promotion_pipeline(project=spec.name, version=version, to=to, reason=reason, approver=approver)
-    except RuntimeError as exc:
-        raise _step_failure(promotion_pipeline.name) or exc from None
-    if run is None:  # only for orchestrators that return before the run exists
-        raise MlopsError("the promotion pipeline was submitted but returned no run")
-    step_run = Client().get_pipeline_run(run.id).steps["promote_version"]
-    event: dict[str, Any] = step_run.outputs["promotion_event"][0].load()
+    run = _submit(
+        promotion_pipeline, project=spec.name, version=version, to=to, reason=reason, approver=approver
+    )
+    event: dict[str, Any] = run.steps["promote_version"].outputs["promotion_event"][0].load()
     return {"zenml_run_id": str(run.id), **event}
 
 
 def run_batch(
     settings: Settings, project: str, source: Path, output: Path, *, alias: str, chunk_rows: int
 ) -> dict[str, Any]:
-    apply_environment(settings)
-    _cache_distribution_lookup()
-    spec = get_project(project)
-    from zenml.client import Client
-
+    spec = _prepare(settings, project)
     from mlops.pipelines.batch_inference import batch_inference_pipeline
 
-    try:
-        run = batch_inference_pipeline(
-            project=spec.name,
-            input_path=str(source.resolve()),
-            output_path=str(output.resolve()),
-            alias=alias,
-            chunk_rows=chunk_rows,
-        )
-    except RuntimeError as exc:
-        raise _step_failure(batch_inference_pipeline.name) or exc from None
-    if run is None:
-        raise MlopsError("the batch pipeline was submitted but returned no run")
-    outputs = Client().get_pipeline_run(run.id).steps["score_batch"].outputs
+    run = _submit(
+        batch_inference_pipeline,
+        project=spec.name,
+        input_path=str(source.resolve()),
+        output_path=str(output.resolve()),
+        alias=alias,
+        chunk_rows=chunk_rows,
+    )
+    outputs = run.steps["score_batch"].outputs
     summary: dict[str, Any] = outputs["batch_summary"][0].load()
     return {"zenml_run_id": str(run.id), "artifact_uri": outputs["batch_predictions"][0].uri, **summary}
 
@@ -84,25 +61,32 @@ def run_batch(
 def run_monitoring(
     settings: Settings, project: str, *, alias: str, source: Path | None, window: int
 ) -> dict[str, Any]:
-    apply_environment(settings)
-    _cache_distribution_lookup()
-    spec = get_project(project)
-    from zenml.client import Client
-
+    spec = _prepare(settings, project)
     from mlops.pipelines.monitoring import monitoring_pipeline
 
-    try:
-        run = monitoring_pipeline(
-            project=spec.name, alias=alias, input_path=str(source.resolve()) if source else "", window=window
-        )
-    except RuntimeError as exc:
-        raise _step_failure(monitoring_pipeline.name) or exc from None
-    if run is None:
-        raise MlopsError("the monitoring pipeline was submitted but returned no run")
-    result: dict[str, Any] = (
-        Client().get_pipeline_run(run.id).steps["detect_drift"].outputs["drift_result"][0].load()
-    )
+    input_path = str(source.resolve()) if source else ""
+    run = _submit(monitoring_pipeline, project=spec.name, alias=alias, input_path=input_path, window=window)
+    result: dict[str, Any] = run.steps["detect_drift"].outputs["drift_result"][0].load()
     return {"zenml_run_id": str(run.id), **result}
+
+
+def _prepare(settings: Settings, project: str) -> ProjectSpec:
+    apply_environment(settings)
+    _cache_distribution_lookup()
+    return get_project(project)
+
+
+def _submit(pipeline: Any, **params: Any) -> Any:
+    """Run ``pipeline``; a failed step comes back as our own error with its reasons, not ZenML's."""
+    from zenml.client import Client
+
+    try:
+        run = pipeline(**params)
+    except RuntimeError as exc:
+        raise _step_failure(pipeline.name) or exc from None
+    if run is None:  # only for orchestrators that return before the run exists
+        raise MlopsError(f"{pipeline.name} was submitted but returned no run")
+    return Client().get_pipeline_run(run.id)
 
 
 def _step_failure(pipeline_name: str) -> MlopsError | None:
