@@ -214,11 +214,24 @@ def test_stack_secret_values_must_be_env_var_names() -> None:
     assert secret_literals(bad, env_names_allowed_under="values")
 
 
-def test_no_docker_socket_anywhere() -> None:
-    files = [p for p in DEPLOY.rglob("*") if p.is_file()]
-    files += [*WORKFLOWS, ROOT / "Makefile", ROOT / ".dockerignore"]
-    offenders = [str(p.relative_to(ROOT)) for p in files if "docker.sock" in p.read_text(errors="ignore")]
-    assert offenders == []
+def test_containers_mount_only_named_volumes_and_repository_files() -> None:
+    """No host path reaches a container (so no engine socket either): compose mounts are named volumes or
+    files of this repository, and no Kubernetes pod uses a hostPath volume."""
+    named = set(compose().get("volumes") or {})
+    host_mounts = []
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes") or []:
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+            if source not in named and not (DEPLOY / source).resolve().is_relative_to(ROOT):
+                host_mounts.append(f"{name}: {source}")
+    assert host_mounts == []
+    for manifest in K8S_MANIFESTS:
+        assert "hostPath" not in manifest.read_text(), manifest.name
+
+
+def test_host_mount_check_catches_a_host_path() -> None:
+    assert not (DEPLOY / "/var/run/engine").resolve().is_relative_to(ROOT)
+    assert (DEPLOY / "./prometheus/alerts.yml").resolve().is_relative_to(ROOT)
 
 
 # ----------------------------------------------------------------------------- compose
