@@ -116,9 +116,7 @@ def _step_failure(pipeline_name: str) -> MlopsError | None:
 
 
 def run_outputs(run: Any) -> dict[str, Any]:
-    from zenml.client import Client
-
-    run = Client().get_pipeline_run(run.id)
+    """The decision of a training run, from a hydrated run (as ``_submit`` returns it)."""
     out: dict[str, Any] = {"zenml_run_id": str(run.id), "zenml_run_name": run.name, "status": str(run.status)}
     steps = run.steps
     if "register_model" in steps:

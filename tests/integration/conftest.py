@@ -32,29 +32,21 @@ class ServerStack:
     pg_databases: dict[str, str] = field(default_factory=dict)
 
 
-def _admin_sql_mariadb(statements: list[str]) -> None:
-    import pymysql
+MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
+POSTGRES_ADMIN = f"{PG}/postgres"
 
-    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+
+def _admin_sql(url: str, statements: list[str]) -> None:
+    """DDL as the machine's admin user (CREATE/DROP DATABASE needs autocommit)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
-        with conn.cursor() as cur:
+        with engine.connect() as conn:
             for statement in statements:
-                cur.execute(statement)
+                conn.exec_driver_sql(statement)
     finally:
-        conn.close()
-
-
-def _admin_sql_postgres(statements: list[str]) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-    finally:
-        conn.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -86,14 +78,15 @@ def server_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerSta
     }
     s3_url = f"http://127.0.0.1:{ports['s3']}"
     try:
-        _admin_sql_mariadb(
+        _admin_sql(
+            MARIADB_ADMIN,
             [
                 f"CREATE DATABASE {zenml_db}",
                 f"CREATE USER 'zenml_{suffix}'@'127.0.0.1' IDENTIFIED BY '{db_password}'",
                 f"GRANT ALL ON {zenml_db}.* TO 'zenml_{suffix}'@'127.0.0.1'",
-            ]
+            ],
         )
-        _admin_sql_postgres([f"CREATE DATABASE {name}" for name in pg_dbs.values()])
+        _admin_sql(POSTGRES_ADMIN, [f"CREATE DATABASE {name}" for name in pg_dbs.values()])
 
         stack.procs["s3"] = Proc(
             "s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(ports["s3"])], {**base_env}, root
@@ -194,10 +187,13 @@ def server_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerSta
     finally:
         for proc in reversed(list(stack.procs.values())):
             proc.stop()
-        _admin_sql_mariadb(
-            [f"DROP DATABASE IF EXISTS {zenml_db}", f"DROP USER IF EXISTS 'zenml_{suffix}'@'127.0.0.1'"]
+        _admin_sql(
+            MARIADB_ADMIN,
+            [f"DROP DATABASE IF EXISTS {zenml_db}", f"DROP USER IF EXISTS 'zenml_{suffix}'@'127.0.0.1'"],
         )
-        _admin_sql_postgres([f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in pg_dbs.values()])
+        _admin_sql(
+            POSTGRES_ADMIN, [f"DROP DATABASE IF EXISTS {name} WITH (FORCE)" for name in pg_dbs.values()]
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 

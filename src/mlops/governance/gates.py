@@ -78,15 +78,3 @@ def model_gate(
     values = metrics(spec, y, proba, threshold)
     groups = group_metrics(spec, holdout, y, proba, threshold)
     return values, groups, metric_reasons(spec, values) + list(fairness_reasons(spec, groups))
-
-
-def model_reasons(spec: ProjectSpec, model: Any, holdout: pd.DataFrame, threshold: float | None) -> list[str]:
-    """Fairness: per-group metrics of the sensitive attributes must stay within the allowed gap."""
-    if not spec.model_gate.sensitive_features:
-        return []
-    from mlops.ml.evaluate import holdout_xy
-    from mlops.ml.fairness import fairness_reasons, group_metrics
-
-    x, y = holdout_xy(spec, holdout)
-    groups = group_metrics(spec, holdout, y, model.predict_proba(x), threshold)
-    return list(fairness_reasons(spec, groups))

@@ -74,7 +74,8 @@ def revalidate(
 ) -> tuple[dict[str, float], list[str]]:
     """Re-run every gate on a fresh holdout: data gate, metric minimums, fairness, no regression."""
     from mlops.data.split import split
-    from mlops.governance.gates import data_reasons, metric_reasons, model_reasons
+    from mlops.governance.gates import data_reasons, model_gate
+    from mlops.ml.evaluate import holdout_xy
 
     fresh_seed = settings.seed + 1_000 + int(version)
     fresh = spec.load(settings.model_copy(update={"seed": fresh_seed}))
@@ -82,9 +83,9 @@ def revalidate(
     if reasons:
         return {}, [f"fresh data: {r}" for r in reasons]
     _, holdout = split(fresh, spec.target, settings.test_size, fresh_seed)
-    metrics = reg.score_on(spec, version, holdout)
-    reasons = metric_reasons(spec, metrics)
-    reasons += model_reasons(spec, reg.load_native(version), holdout, reg.threshold(version))
+    x, _ = holdout_xy(spec, holdout)
+    proba = reg.load_native(version).predict_proba(x)  # one load, one prediction for every model gate
+    metrics, _, reasons = model_gate(spec, holdout, proba, reg.threshold(version))
     reasons += regression_reasons(settings, spec, reg, version, holdout, metrics)
     return metrics, reasons
 

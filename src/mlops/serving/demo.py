@@ -52,12 +52,18 @@ def run_demo(settings: Settings, project: str, port: int, *, smoke: bool, consol
     except KeyboardInterrupt:
         return {}
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM the server's process group (graceful: the prediction log drains), SIGKILL if it hangs."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -25,12 +25,16 @@ async def get_manager(request: Request) -> ModelManager:
     return manager
 
 
-async def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
+def current_model(manager: ModelManager) -> LoadedModel:
     """The model this request runs on, fixed at its start (a swap mid-request does not affect it)."""
     model = manager.current
     if model is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
     return model
+
+
+async def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
+    return current_model(manager)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +49,7 @@ class Serving:
 async def get_serving(request: Request) -> Serving:
     """Called directly by the prediction routes (not injected): the hot path skips the resolver."""
     state = request.app.state
-    model = state.manager.current  # fixed for this request: a swap mid-request does not affect it
-    if model is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "no model loaded yet")
-    return Serving(model, state.prediction_log, state.settings)
+    return Serving(current_model(state.manager), state.prediction_log, state.settings)
 
 
 async def get_log(request: Request) -> PredictionLog:
