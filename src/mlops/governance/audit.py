@@ -13,6 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mlops.db import create_engine
+
 metadata = sa.MetaData()
 audit_table = sa.Table(
     "audit_log",
@@ -68,11 +70,7 @@ class AuditLog:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            if self.url.startswith("sqlite:///"):
-                from pathlib import Path
-
-                Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            self._engine = create_engine(self.url, pool_pre_ping=True)
             metadata.create_all(self._engine)
             if self._engine.dialect.name == "sqlite":
                 with self._engine.begin() as conn:

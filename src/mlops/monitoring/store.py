@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from mlops.db import create_engine
+
 if TYPE_CHECKING:
     from mlops.monitoring.drift import DriftResult
 
@@ -37,11 +39,7 @@ def engine(db_url: str) -> sa.Engine:
     with _lock:
         eng = _engines.get(db_url)
         if eng is None:
-            if db_url.startswith("sqlite:///"):
-                from pathlib import Path
-
-                Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            eng = sa.create_engine(db_url, pool_pre_ping=True)
+            eng = create_engine(db_url, pool_pre_ping=True)
             metadata.create_all(eng)
             _engines[db_url] = eng
         return eng

@@ -14,11 +14,11 @@ import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from mlops.db import create_engine
 from mlops.serving import metrics
 
 if TYPE_CHECKING:
@@ -86,11 +86,10 @@ class Record:
 
 def engine_for(url: str) -> sa.Engine:
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 5})
+        engine = create_engine(url, connect_args={"timeout": 5})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=_connect_timeout(url))
+        engine = create_engine(url, pool_pre_ping=True, pool_size=2, connect_args=_connect_timeout(url))
     return engine
 
 
