@@ -15,7 +15,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: help env demo test test-fast lint lock format train predict serve models audit status clean bench
+.PHONY: help env demo test test-fast reliability lint lock format train predict serve models audit status clean bench
 
 help: ## List every verb
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,7 +37,10 @@ test: env ## Run the whole test suite (unit, pipeline, integration)
 	$(BIN)/pytest
 
 test-fast: env ## Unit tests only
-	$(BIN)/pytest -m "not pipeline and not integration"
+	$(BIN)/pytest -m "not pipeline and not integration and not reliability"
+
+reliability: env ## The reliability suite at full length (60 s of load); figures to benchmarks/results/reliability.json
+	MLOPS_RELIABILITY_FULL=1 MLOPS_RELIABILITY_OUT=benchmarks/results/reliability.json $(BIN)/pytest tests/reliability
 
 lint: env ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests benchmarks

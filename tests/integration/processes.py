@@ -7,7 +7,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -62,3 +66,104 @@ class Proc:
                     os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout=5)
         self._fh.close()
+
+
+# ----- the service and MLflow as processes, and load against the service -----
+
+MLOPS = str(Path(sys.executable).parent / "mlops")
+EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+ADMIN_KEY = "integration-admin-key"
+
+
+def service_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    return {
+        **env,
+        "MLOPS_HOME": str(home),
+        "ZENML_CONFIG_PATH": str(home / "zenml"),
+        "MLOPS_ADMIN_API_KEY": ADMIN_KEY,
+        **extra,
+    }
+
+
+def start_service(home: Path, log_dir: Path, *, workers: int = 1, **env: str) -> tuple[Proc, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "mlops.cli", "serve", "--project", "iris", "--port", str(port)]
+    proc = Proc("service", [*cmd, "--workers", str(workers)], service_env(home, **env), log_dir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        proc.wait_http(f"{base}/ready", timeout=120)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, base
+
+
+@dataclass
+class Result:
+    sent: float
+    received: float
+    status: int  # 0 = transport error
+    version: str | None
+    error: str = ""
+
+
+@dataclass
+class LoadGenerator:
+    """Threads with keep-alive clients posting /predict until stopped (bounded by max_seconds)."""
+
+    base: str
+    threads: int = 4
+    max_seconds: float = 120.0
+    results: list[Result] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> LoadGenerator:
+        for i in range(self.threads):
+            t = threading.Thread(target=self._run, name=f"load-{i}", daemon=True)
+            t.start()
+            self._workers.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._workers:
+            t.join(timeout=30)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(base_url=self.base, timeout=10) as client:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                sent = time.monotonic()
+                try:
+                    r = client.post("/predict", json=EXAMPLE)
+                    version = r.json().get("model_version") if r.status_code == 200 else None
+                    result = Result(sent, time.monotonic(), r.status_code, version, "" if version else r.text)
+                except httpx.HTTPError as exc:
+                    result = Result(sent, time.monotonic(), 0, None, repr(exc))
+                with self._lock:
+                    self.results.append(result)
+
+    def snapshot(self) -> list[Result]:
+        with self._lock:
+            return list(self.results)
+
+    def wait_for(self, predicate: Callable[[list[Result]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.snapshot()):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def mlflow_server(root: Path, port: int, env: dict[str, str]) -> Proc:
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    cmd = [mlflow, "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    cmd += ["--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", "1"]
+    proc = Proc(f"mlflow-{port}", cmd, {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, root)
+    proc.wait_http(f"http://127.0.0.1:{port}/health", timeout=90)
+    return proc
