@@ -13,6 +13,8 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
+from mlops.serving.errors import problems
+
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
@@ -39,3 +41,6 @@ async def require_predict(request: Request, key: Annotated[str | None, Depends(a
 
 AdminKey = Depends(require_admin)
 PredictKey = Depends(require_predict)
+KEY_ERRORS = {401: "Missing X-API-Key", 403: "Wrong API key"}
+ADMIN_ERRORS = problems(KEY_ERRORS | {503: "No admin key configured: admin routes are disabled"})
+PREDICT_ERRORS = problems(KEY_ERRORS)

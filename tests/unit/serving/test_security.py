@@ -34,3 +34,14 @@ def test_optional_predict_key(service_settings) -> None:
         assert c.post("/predict", json=EXAMPLE, headers={"X-API-Key": "p-key"}).status_code == 200
         assert c.post("/predict/batch", json={"rows": [EXAMPLE]}).status_code == 401
         assert c.get("/health").status_code == 200 and c.get("/metrics").status_code == 200
+
+
+def test_the_spec_documents_every_error_status(client: TestClient) -> None:
+    """Clients (and the schemathesis suite) rely on the spec: key and body errors are documented."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, method in (("/reload", "post"), ("/retrain", "post"), ("/retrain/{job_id}", "get")):
+        assert {"401", "403", "503"} <= set(paths[path][method]["responses"]), path
+    assert {"400", "401", "403", "404", "422", "503"} <= set(paths["/feedback"]["post"]["responses"])
+    assert {"400", "413", "422", "503"} <= set(paths["/predict/batch"]["post"]["responses"])
+    problem = paths["/reload"]["post"]["responses"]["401"]["content"]["application/json"]["schema"]
+    assert problem == {"$ref": "#/components/schemas/Problem"}

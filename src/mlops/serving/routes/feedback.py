@@ -5,35 +5,45 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 
 from mlops.serving import metrics
 from mlops.serving.deps import LogDep, ModelDep
+from mlops.serving.errors import NOT_JSON, problems
 from mlops.serving.schemas import Feedback, FeedbackResult
-from mlops.serving.security import AdminKey
+from mlops.serving.security import ADMIN_ERRORS, AdminKey
 
-router = APIRouter(tags=["feedback"], dependencies=[AdminKey])
+router = APIRouter(tags=["feedback"], dependencies=[AdminKey], responses=ADMIN_ERRORS)
 
 
 def _class_id(true_label: int | str, names: list[str]) -> int:
+    """The class id of a label given by name or id; a 422 like any other invalid field otherwise."""
     if isinstance(true_label, str) and not true_label.isdigit():
         if true_label not in names:
-            raise HTTPException(
-                422, [{"loc": ["body", "true_label"], "msg": f"unknown class; one of {names}"}]
-            )
+            raise _invalid_label(true_label, f"unknown class; one of {names}")
         return names.index(true_label)
     label = int(true_label)
     if not 0 <= label < len(names):
-        raise HTTPException(
-            422, [{"loc": ["body", "true_label"], "msg": f"class id out of range 0..{len(names) - 1}"}]
-        )
+        raise _invalid_label(true_label, f"class id out of range 0..{len(names) - 1}")
     return label
+
+
+def _invalid_label(value: int | str, msg: str) -> RequestValidationError:
+    error = {"type": "value_error", "loc": ("body", "true_label"), "msg": msg, "input": value}
+    return RequestValidationError([error])
 
 
 @router.post(
     "/feedback",
     response_model=FeedbackResult,
     summary="The true label of a prediction, by request id",
-    responses={404: {"description": "Unknown request id"}},
+    responses=problems(
+        NOT_JSON
+        | {
+            404: "Unknown request id",
+            503: "No admin key configured, no model loaded, or the prediction log is unavailable",
+        }
+    ),
 )
 async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResult:
     label = _class_id(body.true_label, list(model.spec.class_names))

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from mlops.serving.deps import ManagerDep, ModelDep
+from mlops.serving.errors import NO_MODEL, problems
 from mlops.serving.schemas import ModelInfo
-from mlops.serving.security import AdminKey
+from mlops.serving.security import ADMIN_ERRORS, AdminKey
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/model/info", response_model=ModelInfo, summary="The model being served")
+@router.get(
+    "/model/info", response_model=ModelInfo, summary="The model being served", responses=problems(NO_MODEL)
+)
 async def model_info(model: ModelDep, manager: ManagerDep) -> ModelInfo:
     return ModelInfo(
         name=model.name,
@@ -27,6 +30,8 @@ async def model_info(model: ModelDep, manager: ManagerDep) -> ModelInfo:
     )
 
 
-@router.post("/reload", dependencies=[AdminKey], summary="Check the registry now (admin key)")
+@router.post(
+    "/reload", dependencies=[AdminKey], responses=ADMIN_ERRORS, summary="Check the registry now (admin key)"
+)
 async def reload(manager: ManagerDep) -> dict[str, Any]:
     return await manager.check()

@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse
 from mlops.runtime import LoadedModel
 from mlops.serving import metrics
 from mlops.serving.deps import Serving, get_serving
+from mlops.serving.errors import NO_MODEL, NOT_JSON, problems
 from mlops.serving.prediction_log import Record
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
-from mlops.serving.security import PredictKey
+from mlops.serving.security import PREDICT_ERRORS, PredictKey
 
 
 async def _predict(model: LoadedModel, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
@@ -69,7 +70,8 @@ def _results(
 
 def build_router(project: str, *, predict_key: bool) -> APIRouter:
     """The prediction routes for ``project``'s generated schema; the key check only when a key is set."""
-    router = APIRouter(tags=["predict"], dependencies=[PredictKey] if predict_key else [])
+    errors = problems(NOT_JSON | NO_MODEL) | (PREDICT_ERRORS if predict_key else {})
+    router = APIRouter(tags=["predict"], dependencies=[PredictKey] if predict_key else [], responses=errors)
     Row = row_model(project)
     Batch = batch_model(project)
 
@@ -84,7 +86,12 @@ def build_router(project: str, *, predict_key: bool) -> APIRouter:
         classes, proba = await _predict(serving.model, [data])
         return JSONResponse(_results(serving, [data], classes, proba, [request.state.request_id], started)[0])
 
-    @router.post("/predict/batch", response_model=BatchPrediction, summary="Predict a list of rows")
+    @router.post(
+        "/predict/batch",
+        response_model=BatchPrediction,
+        summary="Predict a list of rows",
+        responses=problems({413: "More rows than the service's maximum"}),
+    )
     async def predict_batch(
         request: Request,
         batch: Annotated[Batch, Body()],  # type: ignore[valid-type]

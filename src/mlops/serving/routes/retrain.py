@@ -6,10 +6,11 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from mlops.serving.deps import JobsDep
+from mlops.serving.errors import problems
 from mlops.serving.schemas import RetrainJob
-from mlops.serving.security import AdminKey
+from mlops.serving.security import ADMIN_ERRORS, AdminKey
 
-router = APIRouter(tags=["retrain"], dependencies=[AdminKey])
+router = APIRouter(tags=["retrain"], dependencies=[AdminKey], responses=ADMIN_ERRORS)
 
 
 @router.post(
@@ -27,7 +28,12 @@ async def retrain(jobs: JobsDep) -> JSONResponse:
     )
 
 
-@router.get("/retrain/{job_id}", response_model=RetrainJob, summary="A retrain job's state")
+@router.get(
+    "/retrain/{job_id}",
+    response_model=RetrainJob,
+    summary="A retrain job's state",
+    responses=problems({404: "No such job"}),
+)
 async def retrain_status(job_id: str, jobs: JobsDep) -> RetrainJob:
     job = jobs.get(job_id)
     if job is None:

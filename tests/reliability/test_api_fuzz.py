@@ -1,0 +1,191 @@
+"""Bad input over HTTP: schemathesis generates valid and invalid requests for every operation of the
+service's OpenAPI spec, with the right key and without one. No request may get a 5xx, a status or a
+body the spec does not document, or a 4xx that does not say what is wrong.
+
+The bulk runs in-process (schemathesis' ASGI loader, the app's real lifespan, model and prediction
+log); a shorter run goes through a real ``mlops serve`` process (uvicorn's own HTTP parsing).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from pydantic import SecretStr
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from mlops.serving.app import create_app
+from mlops.serving.jobs import RetrainJobs
+from tests.integration.processes import ADMIN_KEY, start_service
+
+PREDICT_KEY = "fuzz-predict-key"
+MIN_CASES = 1000
+BUDGET_S = 120.0
+
+
+def names_the_problem(ctx: Any, response: Any, case: Any) -> None:
+    """Every 4xx carries a non-empty ``detail``; a 422 names the path of each offending field."""
+    if not 400 <= response.status_code < 500:
+        return
+    detail = response.json().get("detail")
+    assert detail, f"{response.status_code} without a detail: {response.text[:300]}"
+    if response.status_code == 422:
+        assert isinstance(detail, list), detail
+        for error in detail:
+            assert error.get("loc") and error.get("msg"), f"422 error without a field path: {error}"
+
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+    names_the_problem,
+]
+
+
+@dataclass
+class Fuzz:
+    """Runs generated cases and keeps count: a failure is recorded, never allowed to stop the run."""
+
+    cases: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: dict[str, str] = field(default_factory=dict)  # one example per (operation, problem)
+
+    def run(self, operation: Any, mode: GenerationMode, key: str | None, examples: int, **call: Any) -> None:
+        headers = {"X-API-Key": key} if key else None
+
+        @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
+        @settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        def one(case: Any) -> None:
+            self.cases[operation.label] += 1
+            response = case.call(**call)
+            self.statuses[response.status_code] += 1
+            try:
+                case.validate_response(response, checks=CHECKS)
+            except (AssertionError, FailureGroup) as exc:
+                problem = str(exc).strip().splitlines()[0][:120]
+                self.failures.setdefault(
+                    f"{operation.label} [{mode.value}] {problem}",
+                    f"{case.as_curl_command()}\n-> {response.status_code} {response.text[:500]}\n{exc}",
+                )
+
+        try:
+            one()
+        except Unsatisfiable:  # nothing in this operation's inputs can be made invalid
+            assert mode is GenerationMode.NEGATIVE
+
+    def report(self) -> str:
+        return "\n\n".join(f"{k}\n{v}" for k, v in self.failures.items())
+
+
+def _has_inputs(operation: Any) -> bool:
+    """Negative data needs something to break: a parameter or a body."""
+    return bool(list(operation.iter_parameters()) or operation.body)
+
+
+def operations(schema: Any) -> list[Any]:
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def fuzz_all(schema: Any, fuzz: Fuzz, *, scale: float, train: bool = True, **call: Any) -> None:
+    """Every operation with its key (``train=False``: POST /retrain without one, so that no real
+    training pipeline starts), negative data where there is an input, and some calls without a key."""
+    for operation in operations(schema):
+        key: str | None = PREDICT_KEY if operation.path.startswith("/predict") else ADMIN_KEY
+        if not train and operation.label == "POST /retrain":
+            key = None
+        many = int(150 * scale) if _has_inputs(operation) else 5
+        fuzz.run(operation, GenerationMode.POSITIVE, key, many, **call)
+        if _has_inputs(operation):
+            fuzz.run(operation, GenerationMode.NEGATIVE, key, many, **call)
+        fuzz.run(operation, GenerationMode.POSITIVE, None, max(5, many // 10), **call)
+
+
+def _sleeping_job(project: str) -> list[str]:
+    """A stand-in for the training pipeline: /retrain is exercised without training for minutes."""
+    return [sys.executable, "-c", "import time; time.sleep(600)"]
+
+
+@pytest.fixture
+def fuzz_settings(settings, registered_iris):
+    return settings.model_copy(
+        update={
+            "admin_api_key": SecretStr(ADMIN_KEY),
+            "predict_api_key": SecretStr(PREDICT_KEY),
+            "max_batch_rows": 20,
+            "poll_interval_s": 3600.0,
+        }
+    )
+
+
+@pytest.fixture
+def asgi_schema(fuzz_settings) -> Iterator[Any]:
+    jobs = RetrainJobs(fuzz_settings.project, command=_sleeping_job, state_dir=fuzz_settings.state_dir)
+    app = create_app(fuzz_settings, jobs=jobs)
+    try:
+        yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    finally:
+        shutdown_lifespans()  # the loader started the app's lifespan: stop it (kills the stand-in job)
+
+
+def test_generated_requests_in_process(asgi_schema, figures: Callable[..., None]) -> None:
+    fuzz = Fuzz()
+    started = time.monotonic()
+    fuzz_all(asgi_schema, fuzz, scale=1.0)
+    elapsed = time.monotonic() - started
+    total = sum(fuzz.cases.values())
+    figures(
+        cases=total,
+        operations=len(fuzz.cases),
+        failures=len(fuzz.failures),
+        statuses=dict(sorted(fuzz.statuses.items())),
+        seconds=round(elapsed, 1),
+    )
+    assert not fuzz.failures, fuzz.report()
+    assert total >= MIN_CASES, fuzz.cases
+    assert len(fuzz.cases) == len(operations(asgi_schema)), "every operation was exercised"
+    assert elapsed < BUDGET_S
+
+
+def test_generated_requests_against_mlops_serve(
+    registered_iris, settings, tmp_path: Path, figures: Callable[..., None]
+) -> None:
+    proc, base = start_service(settings.state_dir, tmp_path, MLOPS_PREDICT_API_KEY=PREDICT_KEY)
+    try:
+        schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
+        fuzz = Fuzz()
+        fuzz_all(schema, fuzz, scale=0.2, train=False)
+    finally:
+        proc.stop()
+    total = sum(fuzz.cases.values())
+    figures(cases=total, operations=len(fuzz.cases), failures=len(fuzz.failures))
+    assert not fuzz.failures, fuzz.report()
+    assert len(fuzz.cases) == len(operations(schema))
+    assert "Traceback" not in proc.log.read_text(), proc.tail()
