@@ -85,8 +85,15 @@ status: env ## Where state lives, which versions hold which alias
 serve: env ## Serve the production model on http://127.0.0.1:8000 (docs at /docs)
 	$(MLOPS) serve --project $(PROJECT)
 
-bench: env ## Benchmarks (figures go to docs/benchmarks.md)
-	$(BIN)/python benchmarks/training.py
+# BENCH_QUICK=1: one short run each, to check the harness (its figures overwrite benchmarks/results/).
+BENCH_RUNS := $(if $(filter 1,$(BENCH_QUICK)),--runs 1)
+bench: env ## Every benchmark against its baseline: JSON to benchmarks/results/, plots to docs/ (BENCH_QUICK=1: short)
+	$(BIN)/python benchmarks/training.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/serving.py $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--seconds 3)
+	$(BIN)/python benchmarks/hotswap.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/coldstart.py $(BENCH_RUNS) --profile
+	$(BIN)/python benchmarks/batch.py --project readmission $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--sizes 100000)
+	$(BIN)/python benchmarks/plots.py
 
 clean: ## Remove all local state (.mlops), caches and the environments
 	rm -rf .mlops .pytest_cache .ruff_cache .mypy_cache $(VENV) $(TOOLS)
