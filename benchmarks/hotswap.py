@@ -170,7 +170,8 @@ async def one_run(
             raise RuntimeError("an answer named a version that is neither the old nor the new one")
         result["swap_s"] = max(last_old - t0, 0.0)
         result["first_new_s"] = min(new_answers) - t0
-        after = [t for t, old_live in witness if t >= t0 and not old_live]
+        last_live = max((t for t, old_live in witness if old_live), default=t0)
+        after = [t for t, old_live in witness if t > max(last_live, t0) and not old_live]
         result["metrics_converged_s"] = min(after) - t0 if after else None
         result["old_answers_after_move"] = sum(s.version == old for s in during)
     else:
