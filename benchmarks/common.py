@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,14 +124,15 @@ async def open_loop(
         await asyncio.wait(tasks)
 
 
-def samples_json(samples: list[Sample], origin: float) -> list[dict[str, Any]]:
-    """Samples with times relative to ``origin`` (the event under test), for plots."""
-    out = []
-    for s in sorted(samples, key=lambda s: s.sent):
-        row = asdict(s)
-        row["sent"], row["received"] = round(s.sent - origin, 4), round(s.received - origin, 4)
-        out.append(row)
-    return out
+def timeline(samples: list[Sample], origin: float, start: float, end: float) -> dict[str, list[Any]]:
+    """The samples sent between ``start`` and ``end`` s after ``origin`` (the event under test), as
+    columns (send time, status, version): compact enough to keep in the results file for plots."""
+    rows = sorted((s.sent - origin, s.status, s.version) for s in samples if start <= s.sent - origin <= end)
+    return {
+        "sent": [round(sent, 3) for sent, _, _ in rows],
+        "status": [status for _, status, _ in rows],
+        "version": [version for _, _, version in rows],
+    }
 
 
 # ----- results -----
@@ -139,8 +140,8 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
-def write_results(name: str, report: dict[str, Any]) -> Path:
+def write_results(name: str, report: dict[str, Any], indent: int | None = 2) -> Path:
     path = RESULTS / name
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine(), **report}, indent=2) + "\n")
+    path.write_text(json.dumps({"machine": machine(), **report}, indent=indent) + "\n")
     return path

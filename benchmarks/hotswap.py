@@ -50,8 +50,8 @@ from common import (
     pinned,
     prepare,
     register_another_version,
-    samples_json,
     stop,
+    timeline,
     write_results,
 )
 from serving import EXAMPLE, free_port, one_request
@@ -178,7 +178,7 @@ async def one_run(
         first = min(s.received for s in samples if s.status == 200 and s.sent > exited)
         result["swap_s"] = first - t0
         result["stop_old_s"] = exited - moved
-    result["samples"] = [s for s in samples_json(samples, t0) if s["sent"] >= -1.0]  # for the plot
+    result["timeline"] = timeline(samples, t0, -1.0, result["swap_s"] + 1.0)  # for the plot
     return result
 
 
@@ -245,7 +245,7 @@ def main() -> None:
                 )
                 current, other = other, current
                 runs[kind].append(result)
-                brief = {k: v for k, v in result.items() if k != "samples"}
+                brief = {k: v for k, v in result.items() if k != "timeline"}
                 print(f"run {i + 1} {kind:6s} {json.dumps(brief, default=lambda v: round(v, 3))}", flush=True)
         client.set_registered_model_alias(name, "production", first)
         cost = swap_cost(env, (first, second), repeats=6) if "ours" in args.servers else {}
@@ -269,7 +269,7 @@ def main() -> None:
         "median": median,
         "swap_cost": cost,
     }
-    path = write_results(args.out, report)
+    path = write_results(args.out, report, indent=None)  # one line: the timelines are long
     print(
         json.dumps(
             {"median": median, "swap_cost": {k: v for k, v in cost.items() if "median" in k}}, indent=2

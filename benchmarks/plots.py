@@ -74,7 +74,9 @@ def hotswap(data: dict[str, Any]) -> Figure:
         runs = data["runs"][kind]
         run = sorted(runs, key=lambda r: r["swap_s"])[len(runs) // 2]
         for outcome, color in (("old", BASELINE), ("new", OURS), ("failed", "red")):
-            xs = [s["sent"] for s in run["samples"] if classify(s, run) == outcome]
+            line = run["timeline"]
+            samples = [dict(zip(line, values, strict=True)) for values in zip(*line.values(), strict=True)]
+            xs = [s["sent"] for s in samples if classify(s, run) == outcome]
             right.scatter(xs, [row] * len(xs), s=4, color=color, label=outcome if row == 0 else None)
     right.axvline(0, color="black", linewidth=0.8)
     right.set_yticks(range(len(kinds)), [NAMES[k] for k in kinds])
