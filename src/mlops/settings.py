@@ -8,14 +8,27 @@ importing either library.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin"}
+# URLs that may carry a password (``postgresql://user:password@host/db``).
+URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: safe to log, print or return."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}"))
 
 
 class Settings(BaseSettings):
@@ -77,6 +90,24 @@ class Settings(BaseSettings):
                     f"MLOPS_{name.upper()} is a placeholder; set a real secret in {self.environment}"
                 )
         return self
+
+    # ----- secrets: API keys are SecretStr; URLs keep their password, masked wherever shown -----
+    def secrets(self) -> set[str]:
+        """Every secret value of this configuration: the API keys and the passwords in its URLs."""
+        keys = {k.get_secret_value() for k in (self.admin_api_key, self.predict_api_key) if k is not None}
+        passwords = {urlsplit(getattr(self, name)).password or "" for name in URL_FIELDS}
+        return {s for s in keys | passwords | {unquote(p) for p in passwords} if s}
+
+    def redact(self, text: str) -> str:
+        """``text`` (an error message, a log line) with every secret of this configuration masked:
+        libraries put the URL they failed to reach, password included, in their exceptions."""
+        for secret in sorted(self.secrets(), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name in URL_FIELDS else value
 
     # ----- derived locations (pure: nothing is created here) -----
     @property

@@ -67,7 +67,7 @@ class ModelManager:
             try:
                 version = await asyncio.to_thread(self._resolve)
             except Exception as exc:  # registry down or misconfigured: keep serving
-                self._set_reachable(False, f"{type(exc).__name__}: {exc}")
+                self._set_reachable(False, self.settings.redact(f"{type(exc).__name__}: {exc}"))
                 return self.state()
             self._set_reachable(True, "")
             await asyncio.to_thread(self._refresh_drift)
@@ -83,7 +83,8 @@ class ModelManager:
             except Exception as exc:
                 self.rejected[version] = time.monotonic()
                 metrics.SWAPS.labels(result="rejected").inc()
-                self.last_error = f"version {version} rejected: {type(exc).__name__}: {exc}"
+                error = self.settings.redact(f"{type(exc).__name__}: {exc}")
+                self.last_error = f"version {version} rejected: {error}"
                 logger.error("model %s", self.last_error)
                 return self.state()
             self.rejected.pop(version, None)

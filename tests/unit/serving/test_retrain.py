@@ -79,6 +79,18 @@ def test_failed_retrain_reports_its_log(service_settings) -> None:
     assert sample("mlops_retrain_jobs_total", state="failed") == failed + 1
 
 
+def test_a_failed_job_shows_no_secret(service_settings) -> None:
+    """The pipeline's errors quote the URL it could not reach: the job shows it masked."""
+    url = "postgresql://mlops:db-pw-123@127.0.0.1:1/log"
+    script = f"import sys; print('cannot reach {url}', file=sys.stderr); sys.exit(3)"
+    jobs = RetrainJobs("iris", command=lambda project: [sys.executable, "-c", script])
+    s = service_settings.model_copy(update={"prediction_log_url": url})
+    with TestClient(create_app(s, jobs=jobs)) as c:
+        job = _wait_done(c, c.post("/retrain", headers=ADMIN).json()["job_id"])
+        assert "cannot reach postgresql://mlops:***@127.0.0.1:1/log" in job["log_tail"]
+        assert "db-pw-123" not in str(job)
+
+
 def test_single_flight_holds_across_worker_processes(tmp_path) -> None:
     """Two workers of one service (two RetrainJobs over one state folder): one job, visible to both."""
     gate = tmp_path / "release"

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
-from mlops.serving.deps import JobsDep
+from mlops.serving.deps import JobsDep, SettingsDep
 from mlops.serving.errors import problems
+from mlops.serving.jobs import Job
 from mlops.serving.schemas import RetrainJob
 from mlops.serving.security import ADMIN_ERRORS, AdminKey
+from mlops.settings import Settings
 
 router = APIRouter(tags=["retrain"], dependencies=[AdminKey], responses=ADMIN_ERRORS)
 
@@ -19,10 +23,10 @@ router = APIRouter(tags=["retrain"], dependencies=[AdminKey], responses=ADMIN_ER
     response_model=RetrainJob,
     summary="Start the training pipeline; while a job runs, its id is returned instead",
 )
-async def retrain(jobs: JobsDep) -> JSONResponse:
+async def retrain(jobs: JobsDep, settings: SettingsDep) -> JSONResponse:
     job, created = jobs.submit()
     return JSONResponse(
-        job.as_dict(),
+        _shown(job, settings),
         status_code=status.HTTP_202_ACCEPTED,
         headers={"X-Job-Created": str(created).lower(), "Location": f"/retrain/{job.job_id}"},
     )
@@ -34,8 +38,17 @@ async def retrain(jobs: JobsDep) -> JSONResponse:
     summary="A retrain job's state",
     responses=problems({404: "No such job"}),
 )
-async def retrain_status(job_id: str, jobs: JobsDep) -> RetrainJob:
+async def retrain_status(job_id: str, jobs: JobsDep, settings: SettingsDep) -> RetrainJob:
     job = jobs.get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no retrain job {job_id!r}")
-    return RetrainJob(**job.as_dict())
+    return RetrainJob(**_shown(job, settings))
+
+
+def _shown(job: Job, settings: Settings) -> dict[str, Any]:
+    """The job with secrets masked in its error and log tail: the pipeline's own errors quote the
+    URLs it failed to reach, passwords included."""
+    shown = job.as_dict()
+    shown["log_tail"] = [settings.redact(line) for line in shown["log_tail"]]
+    shown["error"] = shown["error"] and settings.redact(shown["error"])
+    return shown

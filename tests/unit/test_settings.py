@@ -1,0 +1,35 @@
+"""Settings can be shown and their errors reported without revealing a secret."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+
+from mlops.settings import Settings, mask_url
+
+LOG_URL = "postgresql://mlops:s3cr%40t-pw@db.internal:5432/predictions"
+
+
+def test_mask_url_hides_only_the_password() -> None:
+    assert mask_url(LOG_URL) == "postgresql://mlops:***@db.internal:5432/predictions"
+    assert mask_url("http://token-only@mlflow:5000") == "http://token-only@mlflow:5000"  # no password
+    for plain in ("", "sqlite:////tmp/x.db", "http://mlflow:5000/path?x=1"):
+        assert mask_url(plain) == plain
+
+
+def test_repr_masks_keys_and_url_passwords() -> None:
+    s = Settings(
+        prediction_log_url=LOG_URL, admin_api_key=SecretStr("adm-key"), tracking_uri="http://u:tpw@m"
+    )
+    for shown in (repr(s), str(s)):
+        assert "s3cr" not in shown and "adm-key" not in shown and "tpw" not in shown
+        assert "postgresql://mlops:***@db.internal:5432/predictions" in shown
+    assert s.prediction_log_db_url == LOG_URL  # the service still connects with the real one
+
+
+def test_redact_masks_every_secret_in_a_message() -> None:
+    s = Settings(
+        prediction_log_url=LOG_URL, predict_api_key=SecretStr("p-key"), tracking_uri="http://u:tpw@m"
+    )
+    message = "API request to http://u:tpw@m failed; password s3cr@t-pw (s3cr%40t-pw); key p-key"
+    assert s.redact(message) == "API request to http://u:***@m failed; password *** (***); key ***"
+    assert Settings().redact("nothing to hide") == "nothing to hide"
