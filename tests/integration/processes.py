@@ -86,13 +86,16 @@ def service_env(home: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def start_service(home: Path, log_dir: Path, *, workers: int = 1, **env: str) -> tuple[Proc, str]:
+def start_service(
+    home: Path, log_dir: Path, *, workers: int = 1, ready: tuple[int, ...] = (200,), **env: str
+) -> tuple[Proc, str]:
+    """``mlops serve`` once ``/ready`` answers one of ``ready`` (503: up, but with no model)."""
     port = free_port()
     cmd = [sys.executable, "-m", "mlops.cli", "serve", "--project", "iris", "--port", str(port)]
     proc = Proc("service", [*cmd, "--workers", str(workers)], service_env(home, **env), log_dir)
     base = f"http://127.0.0.1:{port}"
     try:
-        proc.wait_http(f"{base}/ready", timeout=120)
+        proc.wait_http(f"{base}/ready", timeout=120, ok=ready)
     except BaseException:
         proc.stop()
         raise
