@@ -71,7 +71,7 @@ class Fuzz:
     statuses: Counter[int] = field(default_factory=Counter)
     failures: dict[str, str] = field(default_factory=dict)  # one example per (operation, problem)
 
-    def run(self, operation: Any, mode: GenerationMode, key: str | None, examples: int, **call: Any) -> None:
+    def run(self, operation: Any, mode: GenerationMode, key: str | None, examples: int) -> None:
         headers = {"X-API-Key": key} if key else None
 
         @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
@@ -85,7 +85,7 @@ class Fuzz:
         )
         def one(case: Any) -> None:
             self.cases[operation.label] += 1
-            response = case.call(**call)
+            response = case.call()
             self.statuses[response.status_code] += 1
             try:
                 case.validate_response(response, checks=CHECKS)
@@ -114,18 +114,19 @@ def operations(schema: Any) -> list[Any]:
     return [result.ok() for result in schema.get_all_operations()]
 
 
-def fuzz_all(schema: Any, fuzz: Fuzz, *, scale: float, train: bool = True, **call: Any) -> None:
+def fuzz_all(schema: Any, fuzz: Fuzz, *, scale: float, train: bool = True) -> None:
     """Every operation with its key (``train=False``: POST /retrain without one, so that no real
-    training pipeline starts), negative data where there is an input, and some calls without a key."""
+    training pipeline starts), negative data where there is an input, and some calls with a key
+    schemathesis generates from the security scheme (a wrong one) or none."""
     for operation in operations(schema):
         key: str | None = PREDICT_KEY if operation.path.startswith("/predict") else ADMIN_KEY
         if not train and operation.label == "POST /retrain":
             key = None
         many = int(150 * scale) if _has_inputs(operation) else 5
-        fuzz.run(operation, GenerationMode.POSITIVE, key, many, **call)
+        fuzz.run(operation, GenerationMode.POSITIVE, key, many)
         if _has_inputs(operation):
-            fuzz.run(operation, GenerationMode.NEGATIVE, key, many, **call)
-        fuzz.run(operation, GenerationMode.POSITIVE, None, max(5, many // 10), **call)
+            fuzz.run(operation, GenerationMode.NEGATIVE, key, many)
+        fuzz.run(operation, GenerationMode.POSITIVE, None, max(5, many // 10))
 
 
 def _sleeping_job(project: str) -> list[str]:
