@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     serving_alias: str = "production"
-    poll_interval_s: float = Field(5.0, gt=0)
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="Seconds between alias polls: bounds the hot-swap time."
+    )
     max_batch_rows: int = Field(1000, gt=0)
     prediction_log_url: str = ""
     prediction_log_queue_size: int = 10_000
@@ -84,17 +86,22 @@ class Settings(BaseSettings):
         if self.environment == "development":
             return self
         for name in ("admin_api_key", "predict_api_key"):
-            value = getattr(self, name)
-            if value is not None and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            keys = self.api_keys(name) if getattr(self, name) is not None else ["unset"]
+            if not keys or any(key.lower() in PLACEHOLDER_SECRETS for key in keys):
                 raise ValueError(
                     f"MLOPS_{name.upper()} is a placeholder; set a real secret in {self.environment}"
                 )
         return self
 
     # ----- secrets: API keys are SecretStr; URLs keep their password, masked wherever shown -----
+    def api_keys(self, name: str) -> list[str]:
+        """The accepted keys, newest first: ``NEW,OLD`` during a rotation, so clients never lock out."""
+        value: SecretStr | None = getattr(self, name)
+        return [k.strip() for k in value.get_secret_value().split(",") if k.strip()] if value else []
+
     def secrets(self) -> set[str]:
         """Every secret value of this configuration: the API keys and the passwords in its URLs."""
-        keys = {k.get_secret_value() for k in (self.admin_api_key, self.predict_api_key) if k is not None}
+        keys = {k for name in ("admin_api_key", "predict_api_key") for k in self.api_keys(name)}
         passwords = {urlsplit(getattr(self, name)).password or "" for name in URL_FIELDS}
         return {s for s in keys | passwords | {unquote(p) for p in passwords} if s}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from pydantic import SecretStr
 
 from mlops.settings import Settings, mask_url
@@ -33,3 +34,10 @@ def test_redact_masks_every_secret_in_a_message() -> None:
     message = "API request to http://u:tpw@m failed; password s3cr@t-pw (s3cr%40t-pw); key p-key"
     assert s.redact(message) == "API request to http://u:***@m failed; password *** (***); key ***"
     assert Settings().redact("nothing to hide") == "nothing to hide"
+
+
+def test_outside_development_every_key_of_a_rotation_must_be_real() -> None:
+    Settings(environment="production", admin_api_key=SecretStr("k-7f3a,k-91bc"))
+    for value in ("k-7f3a,changeme", "", " , "):
+        with pytest.raises(ValueError, match="MLOPS_ADMIN_API_KEY is a placeholder"):
+            Settings(environment="production", admin_api_key=SecretStr(value))

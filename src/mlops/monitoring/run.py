@@ -98,7 +98,7 @@ def maybe_retrain(settings: Settings, summary: dict[str, Any]) -> dict[str, Any]
     limit = settings.drift_retrain_share
     if not limit or summary["share"] < limit:
         return None
-    if settings.admin_api_key is None:
+    if not settings.api_keys("admin_api_key"):
         return {
             "requested": False,
             "reason": "drift above the retrain share, but no MLOPS_ADMIN_API_KEY to ask",
@@ -108,7 +108,7 @@ def maybe_retrain(settings: Settings, summary: dict[str, Any]) -> dict[str, Any]
     try:
         response = httpx.post(
             f"{settings.service_url.rstrip('/')}/retrain",
-            headers={"X-API-Key": settings.admin_api_key.get_secret_value()},
+            headers={"X-API-Key": settings.api_keys("admin_api_key")[0]},
             timeout=10,
         )
         response.raise_for_status()

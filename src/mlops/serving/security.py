@@ -2,6 +2,7 @@
 
 Keys come only from the environment. An admin route with no admin key configured refuses every
 call (503): never open by default. 401 without a key, 403 with a wrong one; constant-time compare.
+A setting may hold ``NEW,OLD`` while clients move to a new key (docs/operations.md, rotation).
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
-from pydantic import SecretStr
 
 from mlops.serving.errors import problems
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def _check(provided: str | None, expected: SecretStr | None, *, required: bool, what: str) -> None:
-    if expected is None or not expected.get_secret_value():
+def _check(provided: str | None, expected: list[str], *, required: bool, what: str) -> None:
+    if not expected:
         if required:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, f"{what} is disabled: no {what} key configured"
@@ -27,16 +27,17 @@ def _check(provided: str | None, expected: SecretStr | None, *, required: bool, 
         return
     if not provided:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing X-API-Key ({what})")
-    if not secrets.compare_digest(provided.encode(), expected.get_secret_value().encode()):
+    # every key is compared, so the time taken does not tell which one nearly matched
+    if not sum(secrets.compare_digest(provided.encode(), key.encode()) for key in expected):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"wrong API key ({what})")
 
 
 async def require_admin(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    _check(key, request.app.state.settings.admin_api_key, required=True, what="admin")
+    _check(key, request.app.state.settings.api_keys("admin_api_key"), required=True, what="admin")
 
 
 async def require_predict(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    _check(key, request.app.state.settings.predict_api_key, required=False, what="predict")
+    _check(key, request.app.state.settings.api_keys("predict_api_key"), required=False, what="predict")
 
 
 AdminKey = Depends(require_admin)

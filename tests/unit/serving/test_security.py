@@ -45,3 +45,18 @@ def test_the_spec_documents_every_error_status(client: TestClient) -> None:
     assert {"400", "413", "422", "503"} <= set(paths["/predict/batch"]["post"]["responses"])
     problem = paths["/reload"]["post"]["responses"]["401"]["content"]["application/json"]["schema"]
     assert problem == {"$ref": "#/components/schemas/Problem"}
+
+
+def test_key_rotation_accepts_new_and_old_until_the_old_is_removed(service_settings) -> None:
+    """``NEW,OLD`` in the setting: both work while clients move over, anything else is refused."""
+    rotating = service_settings.model_copy(update={"admin_api_key": SecretStr("new-key, old-key")})
+    with TestClient(create_app(rotating)) as c:
+        for key in ("new-key", "old-key"):
+            assert c.post("/reload", headers={"X-API-Key": key}).status_code == 200
+        assert c.post("/reload", headers={"X-API-Key": "new-key, old-key"}).status_code == 403
+        assert c.post("/reload", headers={"X-API-Key": "older-key"}).status_code == 403
+    done = service_settings.model_copy(update={"admin_api_key": SecretStr("new-key")})
+    with TestClient(create_app(done)) as c:
+        assert c.post("/reload", headers={"X-API-Key": "old-key"}).status_code == 403
+    assert rotating.api_keys("admin_api_key") == ["new-key", "old-key"]
+    assert rotating.redact("tried old-key then new-key") == "tried *** then ***"
