@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,27 @@ def registered_iris(settings):
 
     apply_environment(settings)
     return train_register_promote(settings, "iris")
+
+
+@pytest.fixture
+def corrupt_version() -> Callable[..., list[Path]]:
+    """``corrupt_version(settings, project, version)`` overwrites the stored model files of a registered
+    version (ONNX and pickled model) with garbage, as a bad upload or a damaged bucket would; returns
+    the files it broke. Works on file-backed artifact stores (the embedded default and the tests)."""
+
+    def corrupt(settings: Any, project: str, version: str) -> list[Path]:
+        from urllib.parse import unquote, urlparse
+
+        from mlops.registry import Registry
+
+        registry = Registry(settings, project)
+        source = registry.client.get_model_version(registry.name, version).source
+        model_id = source.removeprefix("models:/").split("/")[0]
+        root = Path(unquote(urlparse(registry.client.get_logged_model(model_id).artifact_location).path))
+        broken = [f for f in root.rglob("*") if f.suffix in {".onnx", ".pkl"} and f.is_file()]
+        assert broken, f"no model files under {root}"
+        for f in broken:
+            f.write_bytes(b"\x00not a model\xff" * 8)
+        return broken
+
+    return corrupt

@@ -6,6 +6,7 @@ Shared by the service and batch scoring. Imports mlflow only while loading, neve
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -131,6 +132,21 @@ def load(
         tags=info.tags,
         created_at=info.created_at,
     )
+
+
+def load_checked(settings: Settings, project: str, version: str, *, threads: int = 0) -> LoadedModel:
+    """Load ``version`` as the service does and prove it answers the use case's example sensibly.
+
+    The one test of "servable": the service runs it before a swap, promotion before moving an alias.
+    """
+    model = load(settings, project, version, threads=threads)
+    classes, proba = model.predict_rows([model.spec.example])
+    n_classes = len(model.spec.class_names)
+    if proba.shape != (1, n_classes) or not all(math.isfinite(p) for p in proba[0]):
+        raise ValueError(f"smoke test returned probabilities {proba!r}")
+    if abs(float(proba[0].sum()) - 1.0) > 1e-3 or not 0 <= int(classes[0]) < n_classes:
+        raise ValueError(f"smoke test returned class {classes!r} with probabilities {proba!r}")
+    return model
 
 
 def _spec(project: str) -> ProjectSpec:

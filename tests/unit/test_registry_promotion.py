@@ -108,9 +108,29 @@ def test_manual_promotion_that_fails_revalidation_is_refused_and_audited(
     train_register_promote(settings, "iris")
     strict = replace(iris_spec, model_gate=replace(iris_spec.model_gate, minimums={"f1_macro": 0.999}))
     reg = Registry(settings, "iris")
-    with pytest.raises(PromotionRefused, match="re-validation") as info:
+    with pytest.raises(PromotionRefused, match="failed its checks") as info:
         manual_promote(settings, strict, "2", to="production", reason="try", approver="ana")
     assert any("below the minimum 0.9990" in r for r in info.value.reasons)
     assert reg.alias_version("production") == "1"
     last = reg.audit.history(model_name=reg.name)[-1]
     assert (last.decision, last.to_version, last.details["approver"]) == ("rejected", "2", "ana")
+
+
+def test_a_version_the_service_could_not_load_is_never_promoted(
+    settings, registered_iris, iris_spec, corrupt_version
+) -> None:
+    """A corrupt artifact is refused by the manual path and by the automatic one, audited, alias unmoved."""
+    train_register_promote(settings, "iris")  # version 2 ties: challenger
+    reg = Registry(settings, "iris")
+    corrupt_version(settings, "iris", "2")
+    with pytest.raises(PromotionRefused, match="failed its checks") as info:
+        manual_promote(settings, iris_spec, "2", to="production", reason="hotfix", approver="ana")
+    assert any("version 2 cannot be served" in r for r in info.value.reasons), info.value.reasons
+    assert reg.alias_version("production") == "1"
+    last = reg.audit.history(model_name=reg.name)[-1]
+    assert (last.decision, last.to_version, last.alias) == ("rejected", "2", "production")
+
+    holdout = iris_spec.load(settings).sample(45, random_state=0)
+    decision, _ = auto_promote(settings, iris_spec, "2", holdout, {"f1_macro": 1.0}, [])
+    assert decision.outcome == "rejected" and "cannot be served" in decision.reason
+    assert reg.alias_version("production") == "1"

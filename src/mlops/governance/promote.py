@@ -35,7 +35,7 @@ def auto_promote(
     champion_score = None
     if champion is not None and champion != version:
         champion_score = reg.score_on(spec, champion, holdout)[spec.primary_metric]
-    reasons = list(gate_reasons)
+    reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
     if alias != "production":
         reasons += regression_reasons(settings, spec, reg, version, holdout, challenger_metrics)
     decision = decide(
@@ -47,6 +47,18 @@ def auto_promote(
     )
     event = reg.apply(decision, version=version, alias=alias, expected=champion)
     return decision, event
+
+
+def servable_reasons(settings: Settings, spec: ProjectSpec, version: str) -> list[str]:
+    """An alias must never point at a version the service would reject: load it the way the service
+    does and smoke-test it. A corrupt or unreadable artifact becomes a reason, not a crash."""
+    from mlops.runtime import load_checked
+
+    try:
+        load_checked(settings, spec.name, version)
+    except Exception as exc:
+        return [f"version {version} cannot be served: {settings.redact(f'{type(exc).__name__}: {exc}')}"]
+    return []
 
 
 def regression_reasons(
@@ -115,13 +127,15 @@ def manual_promote(
         raise PromotionRefused(
             f"version {version} of {reg.name!r} did not pass its gates at training; refused"
         )
-    metrics, reasons = revalidate(settings, spec, version, reg)
+    reasons = servable_reasons(settings, spec, version)
+    metrics, more = ({}, []) if reasons else revalidate(settings, spec, version, reg)
+    reasons += more
     score = metrics.get(spec.primary_metric, float("nan"))
     details = {"approver": approver or settings.who, "manual": True, "fresh_holdout_metrics": metrics}
     if reasons:
         refused = Decision(
             "rejected",
-            f"re-validation failed: {'; '.join(reasons)}",
+            f"refused: {'; '.join(reasons)}",
             spec.primary_metric,
             score,
             None,
@@ -131,7 +145,7 @@ def manual_promote(
         reg.record_decision(
             version=version, alias=to, decision=refused, from_version=current, details=details
         )
-        raise PromotionRefused(f"version {version} failed re-validation on a fresh holdout", reasons=reasons)
+        raise PromotionRefused(f"version {version} failed its checks before {to!r}", reasons=reasons)
     decision = Decision(
         "promoted",
         f"approved by {details['approver']}: {reason}",
