@@ -55,6 +55,12 @@ class Proc:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a crash, no graceful anything."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -109,6 +115,13 @@ class Result:
     status: int  # 0 = transport error
     version: str | None
     error: str = ""
+    request_id: str | None = None
+
+
+def latency_ms(results: list[Result], q: float) -> float:
+    """The ``q`` quantile (0-1) of the answered requests' latency, in milliseconds."""
+    times = sorted(r.received - r.sent for r in results if r.status == 200)
+    return round(1000 * times[min(len(times) - 1, int(q * len(times)))], 2) if times else float("nan")
 
 
 @dataclass
@@ -142,8 +155,10 @@ class LoadGenerator:
                 sent = time.monotonic()
                 try:
                     r = client.post("/predict", json=EXAMPLE)
-                    version = r.json().get("model_version") if r.status_code == 200 else None
-                    result = Result(sent, time.monotonic(), r.status_code, version, "" if version else r.text)
+                    body = r.json() if r.status_code == 200 else {}
+                    version, request_id = body.get("model_version"), body.get("request_id")
+                    error = "" if version else r.text
+                    result = Result(sent, time.monotonic(), r.status_code, version, error, request_id)
                 except httpx.HTTPError as exc:
                     result = Result(sent, time.monotonic(), 0, None, repr(exc))
                 with self._lock:

@@ -1,5 +1,5 @@
-"""The service under real uvicorn in a subprocess: hot swap under load, a registry outage with a
-real MLflow server, and `mlops demo --smoke` followed by a real retrain over HTTP."""
+"""The service under real uvicorn in a subprocess: hot swap under load, and `mlops demo --smoke`
+followed by a real retrain over HTTP (the registry outage lives in tests/reliability/)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from tests.integration.processes import (
     MLOPS,
     LoadGenerator,
     free_port,
-    mlflow_server,
     service_env,
     start_service,
 )
@@ -78,49 +77,6 @@ def test_new_version_is_served_within_two_seconds_of_the_poll_without_a_failed_r
         if sample.name == "mlops_model_swaps_total"
     }
     assert swaps.get("rejected", 0) == 0 and swaps["success"] == 4  # per worker: first load + the swap
-
-
-# ----- registry outage -----
-
-
-def test_registry_outage_keeps_serving_and_ready_says_so(tmp_path) -> None:
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    env = service_env(tmp_path / "state", MLOPS_TRACKING_URI=uri, MLOPS_POLL_INTERVAL_S="0.3")
-    mlflow = mlflow_server(tmp_path, port, env)
-    service = None
-    try:
-        settings = apply_environment(Settings(home=tmp_path / "state", tracking_uri=uri, actor="pytest"))
-        train_register_promote(settings, "iris")
-        service, base = start_service(
-            settings.home, tmp_path, MLOPS_TRACKING_URI=uri, MLOPS_POLL_INTERVAL_S="0.3"
-        )
-        assert httpx.get(f"{base}/ready").json()["registry_reachable"] is True
-
-        with LoadGenerator(base, threads=2) as load:
-            mlflow.stop()  # the registry is gone
-            ready = None
-            for _ in range(200):  # bounded: a poll every 0.3 s
-                ready = httpx.get(f"{base}/ready")
-                if ready.json()["registry_reachable"] is False:
-                    break
-                load.wait_for(lambda rs: False, timeout=0.1)
-            assert ready is not None and ready.status_code == 200, service.tail()
-            assert ready.json()["registry_reachable"] is False and ready.json()["model_version"] == "1"
-            assert "mlops_registry_reachable 0.0" in httpx.get(f"{base}/metrics").text
-            r = httpx.post(f"{base}/predict", json=EXAMPLE)
-            assert r.status_code == 200 and r.json()["model_version"] == "1"
-
-            mlflow = mlflow_server(tmp_path, port, env)  # and back
-            assert load.wait_for(
-                lambda rs: httpx.get(f"{base}/ready").json()["registry_reachable"] is True, timeout=60
-            )
-        results = load.snapshot()
-        assert results and all(r.status == 200 and r.version == "1" for r in results)
-    finally:
-        if service is not None:
-            service.stop()
-        mlflow.stop()
 
 
 # ----- demo and a real retrain -----

@@ -134,3 +134,12 @@ def test_a_version_the_service_could_not_load_is_never_promoted(
     decision, _ = auto_promote(settings, iris_spec, "2", holdout, {"f1_macro": 1.0}, [])
     assert decision.outcome == "rejected" and "cannot be served" in decision.reason
     assert reg.alias_version("production") == "1"
+
+
+def test_a_champion_that_cannot_be_loaded_is_replaced_by_a_good_challenger(
+    settings, registered_iris, corrupt_version
+) -> None:
+    corrupt_version(settings, "iris", "1")  # the production version's files are damaged
+    result = train_register_promote(settings, "iris", seed=11)
+    assert result["promotion"]["outcome"] == "promoted", result["promotion"]
+    assert Registry(settings, "iris").alias_version("production") == result["model"]["version"]

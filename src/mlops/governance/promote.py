@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import PromotionRefused
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
     from mlops.projects.base import ProjectSpec
     from mlops.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def auto_promote(
@@ -34,7 +37,10 @@ def auto_promote(
     champion = reg.alias_version(alias)
     champion_score = None
     if champion is not None and champion != version:
-        champion_score = reg.score_on(spec, champion, holdout)[spec.primary_metric]
+        try:
+            champion_score = reg.score_on(spec, champion, holdout)[spec.primary_metric]
+        except Exception as exc:  # a champion that cannot be loaded cannot serve either: replace it
+            logger.warning("champion %s v%s cannot be scored, judged as absent: %s", alias, champion, exc)
     reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
     if alias != "production":
         reasons += regression_reasons(settings, spec, reg, version, holdout, challenger_metrics)
@@ -74,7 +80,11 @@ def regression_reasons(
     if production is None or production == version:
         return []
     metric = spec.primary_metric
-    champion = reg.score_on(spec, production, holdout)[metric]
+    try:
+        champion = reg.score_on(spec, production, holdout)[metric]
+    except Exception as exc:  # nothing to regress against: production itself cannot be loaded
+        logger.warning("production v%s cannot be scored, no regression check: %s", production, exc)
+        return []
     challenger = challenger_metrics[metric]
     if challenger + settings.promotion_margin < champion:
         return [f"{metric} {challenger:.4f} regresses against production v{production} ({champion:.4f})"]
