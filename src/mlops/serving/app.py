@@ -15,6 +15,7 @@ from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.routes import feedback, health, metrics, model, predict, retrain
+from mlops.serving.schemas import row_model
 from mlops.settings import Settings, apply_environment, get_settings
 
 ROUTERS = (health.router, model.router, retrain.router, feedback.router, metrics.router)
@@ -41,9 +42,14 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         title=f"mlops inference: {settings.project}", version="1", lifespan=lifespan, description=__doc__
     )
     app.state.settings, app.state.manager = settings, manager
-    app.add_middleware(RequestMiddleware)
     app.add_exception_handler(RequestValidationError, validation_error)
     predict_router = predict.build_router(settings.project, predict_key=settings.predict_api_key is not None)
     for router in (predict_router, *ROUTERS):
         app.include_router(router)
+    (predict_route,) = (r for r in predict_router.routes if getattr(r, "path", None) == "/predict")
+    row = row_model(settings.project)
+    app.add_middleware(
+        predict.LeanPredict, route=predict_route, row=row, manager=manager, settings=settings, state=app.state
+    )
+    app.add_middleware(RequestMiddleware)  # added last, so outermost: ids and metrics for every request
     return app

@@ -1,26 +1,35 @@
 """POST /predict and /predict/batch. No `from __future__ import annotations` here: the row model is
 built from the use-case spec at start-up and FastAPI must see it as a real annotation.
 
-The hot path is kept lean on purpose: no injected dependency (each costs ~10 us of CPU), no thread
-hop for ONNX (~10 us per row), the response written once as JSON (its schema is still documented
-through ``response_model``), the log record handed to an in-memory buffer.
+The hot path is kept lean on purpose: no thread hop for ONNX (~10 us per row), the log record handed
+to an in-memory buffer, and the common single-row case answered by ``LeanPredict`` before FastAPI's
+request machinery (routing, dependencies, body parsing, response) runs at all. The FastAPI routes
+stay the documented contract and answer every other case: errors, batches.
 """
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import State
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops.runtime import LoadedModel
 from mlops.serving import metrics
 from mlops.serving.deps import Serving, get_serving
 from mlops.serving.errors import NO_MODEL, NOT_JSON, problems
+from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import Record
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
 from mlops.serving.security import PREDICT_ERRORS, PredictKey
+from mlops.serving.security import _check as check_key
+from mlops.settings import Settings
 
 
 async def _predict(model: LoadedModel, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
@@ -112,3 +121,98 @@ def build_router(project: str, *, predict_key: bool) -> APIRouter:
         return JSONResponse({"predictions": predictions, "model_version": serving.model.version})
 
     return router
+
+
+class LeanPredict:
+    """POST /predict answered in pure ASGI: the same response as the FastAPI route at a fraction of
+    the CPU (FastAPI's routing, dependency solving and body handling cost more than the model here).
+
+    It takes only the common case: a JSON body that validates, a model loaded, the predict key right
+    when one is set. Anything else, body included, goes on to the FastAPI route, which answers the
+    errors (400, 401, 403, 422, 503) exactly as the OpenAPI spec documents them.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        route: BaseRoute,
+        row: type[BaseModel],
+        manager: ModelManager,
+        settings: Settings,
+        state: State,
+    ) -> None:
+        self.app, self.route, self.row = app, route, row
+        self.manager, self.settings, self.state = manager, settings, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        answer = self._answer(scope, body)
+        if answer is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = self.route  # the request's metrics are labelled as the FastAPI route's
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    def _answer(self, scope: Scope, body: bytes) -> bytes | None:
+        """The encoded prediction, or None when this request is not the common case."""
+        model = self.manager.current
+        # a native model takes milliseconds: the route scores it in a thread, off the event loop
+        if model is None or model.runtime != "onnx" or not _json(scope) or not self._key_ok(scope):
+            return None
+        try:
+            data = self.row.model_validate_json(body).model_dump()
+        except ValidationError:
+            return None
+        started = time.perf_counter()
+        serving = Serving(model, self.state.prediction_log, self.settings)
+        classes, proba = model.predict_rows([data])
+        result = _results(serving, [data], classes, proba, [scope["state"]["request_id"]], started)[0]
+        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def _key_ok(self, scope: Scope) -> bool:
+        keys = self.settings.api_keys("predict_api_key")
+        if not keys:
+            return True
+        provided = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"x-api-key"), None)
+        try:
+            check_key(provided, keys, required=False, what="predict")
+        except HTTPException:
+            return False
+        return True
+
+
+def _json(scope: Scope) -> bool:
+    """As FastAPI decides to parse a body as JSON: no content type, or application/json."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";", 1)[0].strip().lower() == b"application/json"
+    return True
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    while message.get("more_body"):
+        message = await receive()
+        body += message.get("body", b"")
+    return body
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` for the next app: the body already read, then whatever the client sends next."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
