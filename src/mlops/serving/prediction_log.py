@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 
 from mlops.db import create_engine
 from mlops.serving import metrics
@@ -68,20 +69,21 @@ class Record:
     probabilities: dict[str, float]
     latency_ms: float
 
-    def row(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "at": self.at,
-            "project": self.project,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "runtime": self.runtime,
-            "inputs": json.dumps(self.inputs),
-            "prediction": self.prediction,
-            "label": self.label,
-            "probabilities": json.dumps(self.probabilities),
-            "latency_ms": self.latency_ms,
-        }
+    def values(self) -> tuple[Any, ...]:
+        """The row in the order of ``predictions``' columns (JSON by pydantic-core: 4x json.dumps' speed)."""
+        return (
+            self.request_id,
+            self.at,
+            self.project,
+            self.model_name,
+            self.model_version,
+            self.runtime,
+            to_json(self.inputs).decode(),
+            self.prediction,
+            self.label,
+            to_json(self.probabilities).decode(),
+            self.latency_ms,
+        )
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -121,6 +123,7 @@ class PredictionLog:
         self.flush_s = flush_s
         self.batch = batch
         self.engine = engine_for(url)
+        self._insert = _BatchInsert(self.engine.dialect)
         self.write_failures = 0
         self._ready = False
         self._task: asyncio.Task[None] | None = None
@@ -209,7 +212,7 @@ class PredictionLog:
             meta.create_all(self.engine)
             self._ready = True
         with self.engine.begin() as conn:
-            conn.execute(_insert_ignoring_duplicates(self.engine.dialect.name), [r.row() for r in records])
+            self._insert(conn, [r.values() for r in records])
 
     # ----- feedback -----
     def record_feedback(
@@ -247,21 +250,52 @@ class PredictionLog:
         return correct, accuracy
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
-    """A retried batch may have been written already: rows whose request id exists are skipped."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+class _BatchInsert:
+    """Insert a batch of rows, skipping request ids already written (a retried batch may have been).
 
-        return pg_insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    Rows go to the driver as tuples in one call: SQLAlchemy's per-row parameter handling cost ~15 us
+    of CPU per row, on the core that serves predictions. Values still pass through the columns' own
+    bind processors (SQLite stores datetimes as SQLAlchemy reads them back).
+    """
 
-        return sqlite_insert(predictions).on_conflict_do_nothing(index_elements=["request_id"])
-    return (
-        predictions.insert().prefix_with("IGNORE")
-        if dialect in {"mysql", "mariadb"}
-        else predictions.insert()
-    )
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self.dialect = dialect.name
+        columns = list(predictions.c)
+        processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+        self.processors = [(i, p) for i, p in enumerate(processors) if p is not None]
+        names = ", ".join(c.name for c in columns)
+        conflict = "ON CONFLICT (request_id) DO NOTHING"
+        if self.dialect == "sqlite":
+            marks = ", ".join("?" * len(columns))
+            self.sql = f"INSERT INTO predictions ({names}) VALUES ({marks}) {conflict}"
+        elif self.dialect == "postgresql":
+            self.sql = f"INSERT INTO predictions ({names}) VALUES %s {conflict}"
+        else:  # other databases: SQLAlchemy's generic path
+            self.statement = (
+                predictions.insert().prefix_with("IGNORE")
+                if self.dialect in {"mysql", "mariadb"}
+                else predictions.insert()
+            )
+
+    def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        if self.processors:
+            rows = [self._processed(row) for row in rows]
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql(self.sql, rows)  # sqlite3's executemany: one C loop
+        elif self.dialect == "postgresql":
+            from psycopg2.extras import execute_values  # one multi-row statement, rows encoded in C
+
+            with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+                execute_values(cursor, self.sql, rows, page_size=len(rows))
+        else:
+            keys = [c.name for c in predictions.c]
+            conn.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
+
+    def _processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for i, process in self.processors:
+            values[i] = process(values[i])
+        return tuple(values)
 
 
 # ----- readers for drift, lineage and tests -----

@@ -8,7 +8,6 @@ stay the documented contract and answer every other case: errors, batches.
 """
 
 import asyncio
-import json
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from starlette.datastructures import State
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -173,7 +173,7 @@ class LeanPredict:
         serving = Serving(model, self.state.prediction_log, self.settings)
         classes, proba = model.predict_rows([data])
         result = _results(serving, [data], classes, proba, [scope["state"]["request_id"]], started)[0]
-        return json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+        return to_json(result)
 
     def _key_ok(self, scope: Scope) -> bool:
         keys = self.settings.api_keys("predict_api_key")
