@@ -7,7 +7,7 @@ import math
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.unit.serving.conftest import EXAMPLE
+from tests.unit.serving.conftest import EXAMPLE, sample
 
 
 def test_predict_answers_the_template_contract(client: TestClient) -> None:
@@ -83,3 +83,23 @@ def test_batch_limits(client: TestClient) -> None:
     assert r.json()["detail"][0]["loc"] == ["body", "rows", 1, "petal_width"]
     assert client.post("/predict/batch", json=[EXAMPLE]).status_code == 422
     assert client.post("/predict/batch", json={"rows": [EXAMPLE], "extra": 1}).status_code == 422
+
+
+def test_the_lean_path_keeps_metrics_and_hands_other_cases_to_the_route(client: TestClient) -> None:
+    """POST /predict is answered before FastAPI (LeanPredict): same metrics, same answers."""
+    ok = {"route": "/predict", "method": "POST", "status": "200"}
+    before = sample("mlops_http_requests_total", **ok)
+    lean = client.post("/predict", json=EXAMPLE).json()
+    assert sample("mlops_http_requests_total", **ok) == before + 1
+
+    def chunks():  # a body in several ASGI messages
+        yield b'{"sepal_length": 5.1, "sepal_width": 3.5,'
+        yield b' "petal_length": 1.4, "petal_width": 0.2}'
+
+    chunked = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    # no content type: parsed as JSON, as FastAPI does; another one: the route answers (422)
+    untyped = client.post("/predict", content=json.dumps(EXAMPLE))
+    for r in (chunked, untyped):
+        assert r.status_code == 200 and {**r.json(), "request_id": ""} == {**lean, "request_id": ""}
+    r = client.post("/predict", content=json.dumps(EXAMPLE), headers={"content-type": "text/plain"})
+    assert r.status_code == 422
