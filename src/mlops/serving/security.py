@@ -18,7 +18,7 @@ from mlops.serving.errors import problems
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 
 
-def _check(provided: str | None, expected: list[str], *, required: bool, what: str) -> None:
+def check_key(provided: str | None, expected: list[str], *, required: bool, what: str) -> None:
     if not expected:
         if required:
             raise HTTPException(
@@ -33,11 +33,11 @@ def _check(provided: str | None, expected: list[str], *, required: bool, what: s
 
 
 async def require_admin(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    _check(key, request.app.state.settings.api_keys("admin_api_key"), required=True, what="admin")
+    check_key(key, request.app.state.settings.api_keys("admin_api_key"), required=True, what="admin")
 
 
 async def require_predict(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    _check(key, request.app.state.settings.api_keys("predict_api_key"), required=False, what="predict")
+    check_key(key, request.app.state.settings.api_keys("predict_api_key"), required=False, what="predict")
 
 
 AdminKey = Depends(require_admin)

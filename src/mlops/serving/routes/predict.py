@@ -27,8 +27,7 @@ from mlops.serving.errors import NO_MODEL, NOT_JSON, problems
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import Record
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
-from mlops.serving.security import PREDICT_ERRORS, PredictKey
-from mlops.serving.security import _check as check_key
+from mlops.serving.security import PREDICT_ERRORS, PredictKey, check_key
 from mlops.settings import Settings
 
 
