@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops.errors import MlopsError, UsageError
-from mlops.settings import Settings, get_settings
+from mlops.settings import Settings, get_settings, mask_url
 
 app = typer.Typer(
     name="mlops",
@@ -204,10 +204,12 @@ def rollback(
 
 @app.command()
 def audit(project: ProjectOpt = None, limit: int = 50, as_json: JsonOpt = False) -> None:
-    """Show the append-only audit log of promotion decisions."""
+    """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
     settings, name = _settings(project)
     from mlops.governance.audit import AuditLog
+    from mlops.governance.runs import reconcile
 
+    reconcile(settings)
     events = AuditLog(settings.audit_url).history(
         model_name=settings.registered_model_name(name), limit=limit
     )
@@ -229,23 +231,25 @@ def audit(project: ProjectOpt = None, limit: int = 50, as_json: JsonOpt = False)
 def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Where state lives and which versions hold which alias."""
     settings, name = _settings(project)
+    from mlops.governance.runs import reconcile
     from mlops.registry import Registry
 
     info: dict[str, Any] = {
         "project": name,
         "environment": settings.environment,
         "state_dir": str(settings.state_dir),
-        "tracking_uri": settings.mlflow_tracking_uri,
+        "tracking_uri": mask_url(settings.mlflow_tracking_uri),
         "registered_model": settings.registered_model_name(name),
-        "audit_db": settings.audit_url,
-        "prediction_log": settings.prediction_log_db_url,
+        "audit_db": mask_url(settings.audit_url),
+        "prediction_log": mask_url(settings.prediction_log_db_url),
         "zenml_config": str(settings.zenml_config_path),
     }
     try:
         info["aliases"] = Registry(settings, name).aliases()
     except Exception as exc:  # status must answer even when the registry is down
         info["aliases"] = {}
-        info["registry_error"] = f"{type(exc).__name__}: {exc}"
+        info["registry_error"] = settings.redact(f"{type(exc).__name__}: {exc}")
+    info["dead_runs_reconciled"] = len(reconcile(settings))
     if as_json:
         _print_json(info)
         return

@@ -21,7 +21,7 @@ def run_training(settings: Settings, project: str) -> dict[str, Any]:
             name=settings.registered_model_name(spec.name), description=spec.description, tags=[spec.name]
         )
     )
-    run = _submit(configured, project=spec.name, test_size=settings.test_size, seed=settings.seed)
+    run = _submit(settings, configured, project=spec.name, test_size=settings.test_size, seed=settings.seed)
     return run_outputs(run)
 
 
@@ -33,7 +33,13 @@ def run_promotion(
     from mlops.pipelines.promotion import promotion_pipeline
 
     run = _submit(
-        promotion_pipeline, project=spec.name, version=version, to=to, reason=reason, approver=approver
+        settings,
+        promotion_pipeline,
+        project=spec.name,
+        version=version,
+        to=to,
+        reason=reason,
+        approver=approver,
     )
     event: dict[str, Any] = run.steps["promote_version"].outputs["promotion_event"][0].load()
     return {"zenml_run_id": str(run.id), **event}
@@ -46,6 +52,7 @@ def run_batch(
     from mlops.pipelines.batch_inference import batch_inference_pipeline
 
     run = _submit(
+        settings,
         batch_inference_pipeline,
         project=spec.name,
         input_path=str(source.resolve()),
@@ -65,7 +72,9 @@ def run_monitoring(
     from mlops.pipelines.monitoring import monitoring_pipeline
 
     input_path = str(source.resolve()) if source else ""
-    run = _submit(monitoring_pipeline, project=spec.name, alias=alias, input_path=input_path, window=window)
+    run = _submit(
+        settings, monitoring_pipeline, project=spec.name, alias=alias, input_path=input_path, window=window
+    )
     result: dict[str, Any] = run.steps["detect_drift"].outputs["drift_result"][0].load()
     return {"zenml_run_id": str(run.id), **result}
 
@@ -76,14 +85,18 @@ def _prepare(settings: Settings, project: str) -> ProjectSpec:
     return get_project(project)
 
 
-def _submit(pipeline: Any, **params: Any) -> Any:
-    """Run ``pipeline``; a failed step comes back as our own error with its reasons, not ZenML's."""
+def _submit(settings: Settings, pipeline: Any, **params: Any) -> Any:
+    """Run ``pipeline``; a failed step comes back as our own error with its reasons, not ZenML's.
+    The run is marked while it lives, so a killed one is audited by the next command."""
     from zenml.client import Client
 
-    try:
-        run = pipeline(**params)
-    except RuntimeError as exc:
-        raise _step_failure(pipeline.name) or exc from None
+    from mlops.governance.runs import tracked
+
+    with tracked(settings, params["project"], pipeline.name):
+        try:
+            run = pipeline(**params)
+        except RuntimeError as exc:
+            raise _step_failure(pipeline.name) or exc from None
     if run is None:  # only for orchestrators that return before the run exists
         raise MlopsError(f"{pipeline.name} was submitted but returned no run")
     return Client().get_pipeline_run(run.id)
