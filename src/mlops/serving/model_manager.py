@@ -5,6 +5,8 @@ one reference assignment make it current. A request holds the ``LoadedModel`` it
 in-flight requests finish on their model. A registry outage keeps the last good model serving; a
 version that fails to load or to predict is rejected and counted; it is tried again only after
 ``RETRY_REJECTED_S`` (a transient artifact-store error must not bar a good version for ever).
+Drift gauges come from the monitoring pipeline's results, which change far less often than an alias:
+they are re-read every ``DRIFT_REFRESH_S``, not on every (1 s) poll.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
 RETRY_REJECTED_S = 300.0
+DRIFT_REFRESH_S = 30.0
 
 
 class ModelManager:
@@ -38,6 +41,7 @@ class ModelManager:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._registry: Any = None
+        self._drift_read_at = -math.inf  # monotonic time of the last drift refresh
 
     # ----- lifecycle -----
     async def start(self) -> None:
@@ -70,7 +74,9 @@ class ModelManager:
                 self._set_reachable(False, self.settings.redact(f"{type(exc).__name__}: {exc}"))
                 return self.state()
             self._set_reachable(True, "")
-            await asyncio.to_thread(self._refresh_drift)
+            if time.monotonic() - self._drift_read_at >= DRIFT_REFRESH_S:
+                self._drift_read_at = time.monotonic()
+                await asyncio.to_thread(self._refresh_drift)
             if version is None:
                 self.last_error = f"no version holds alias {self.alias!r}"
                 return self.state()

@@ -76,3 +76,26 @@ def test_native_runtime_when_onnx_parity_failed(service_settings) -> None:
         assert c.get("/model/info").json()["runtime"] == "native"
         body = c.post("/predict", json=EXAMPLE).json()
         assert body["label"] == "setosa" and body["model_version"] == "1"
+
+
+def test_drift_gauges_refresh_on_their_own_slower_cadence(service_settings, monkeypatch) -> None:
+    """The alias is polled every second; the drift store is read every DRIFT_REFRESH_S only."""
+    from mlops.monitoring.drift import DriftResult
+    from mlops.monitoring.store import record_drift
+    from mlops.serving import model_manager
+
+    def record(share: float) -> None:
+        result = DriftResult(share=share, detected=share > 0.3, features={}, rows=10)
+        record_drift(
+            service_settings.prediction_log_db_url, "iris", result, model_version="1", reference_hash="x"
+        )
+
+    record(0.1)
+    with TestClient(create_app(service_settings)) as c:
+        assert sample("mlops_dataset_drift_share") == 0.1  # read once at start
+        record(0.5)
+        c.post("/reload", headers=ADMIN)  # an alias check within the drift cadence
+        assert sample("mlops_dataset_drift_share") == 0.1
+        monkeypatch.setattr(model_manager, "DRIFT_REFRESH_S", 0.0)  # the cadence has elapsed
+        c.post("/reload", headers=ADMIN)
+        assert sample("mlops_dataset_drift_share") == 0.5 and sample("mlops_dataset_drift_detected") == 1
