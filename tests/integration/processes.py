@@ -13,8 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from mlops.settings import Settings
 
 
 def free_port() -> int:
@@ -118,6 +122,10 @@ class Result:
     request_id: str | None = None
 
 
+def failed(results: list[Result]) -> list[Result]:
+    return [r for r in results if r.status != 200]
+
+
 def latency_ms(results: list[Result], q: float) -> float:
     """The ``q`` quantile (0-1) of the answered requests' latency, in milliseconds."""
     times = sorted(r.received - r.sent for r in results if r.status == 200)
@@ -175,6 +183,41 @@ class LoadGenerator:
                 return True
             time.sleep(0.05)
         return False
+
+    def converged(self, version: str, after: float, timeout: float = 30) -> bool:
+        """Every worker answers with ``version``: the last 100 answers to requests sent after ``after``."""
+        return self.wait_for(
+            lambda rs: (
+                len(later := [r for r in rs if r.sent > after]) >= 100
+                and all(r.version == version for r in later[-100:])
+            ),
+            timeout=timeout,
+        )
+
+
+def swap_counts(base: str) -> dict[str, float]:
+    """``mlops_model_swaps_total`` by result, summed over the service's workers."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        sample.labels["result"]: sample.value
+        for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
+        for sample in family.samples
+        if sample.name == "mlops_model_swaps_total"
+    }
+
+
+def promote_new_version(settings: Settings, seed: int) -> str:
+    """Train and register a version and make it production (a tie keeps the champion: move it)."""
+    from mlops.lifecycle import train_register_promote
+    from mlops.registry import Registry
+
+    registry = Registry(settings, "iris")
+    version = str(train_register_promote(settings, "iris", seed=seed)["model"]["version"])
+    current = registry.alias_version("production")
+    if current != version:
+        registry.move_alias("production", expected=current, new=version)
+    return version
 
 
 def mlflow_server(root: Path, port: int, env: dict[str, str]) -> Proc:

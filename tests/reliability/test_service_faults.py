@@ -1,0 +1,210 @@
+"""The service under load while things go wrong around it: real uvicorn with 2 workers.
+
+A corrupt version moved into the alias behind governance's back; the MLflow server SIGKILLed and
+brought back; the service itself stopped and restarted mid-load; 10 concurrent /retrain requests.
+Each test records its figures (tests/reliability/conftest.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from mlops.lifecycle import train_register_promote
+from mlops.registry import Registry
+from mlops.settings import Settings, apply_environment
+from tests.integration.processes import (
+    ADMIN_KEY,
+    LoadGenerator,
+    failed,
+    free_port,
+    latency_ms,
+    mlflow_server,
+    promote_new_version,
+    service_env,
+    start_service,
+    swap_counts,
+)
+
+POLL_S = "0.3"
+
+
+def _settings(tmp_path: Path, **extra: str) -> Settings:
+    return apply_environment(Settings(home=tmp_path / "state", actor="pytest", **extra))
+
+
+def test_a_corrupt_version_in_the_alias_is_rejected_by_every_worker(
+    tmp_path, figures, corrupt_version
+) -> None:
+    """Governance refuses a corrupt version (tests/unit/test_registry_promotion.py); here the alias
+    is moved behind its back, straight in MLflow."""
+    settings = _settings(tmp_path)
+    train_register_promote(settings, "iris")
+    registry = Registry(settings, "iris")
+    bad = train_register_promote(settings, "iris", seed=11)["model"]["version"]
+    if registry.alias_version("production") != "1":
+        registry.move_alias("production", expected=bad, new="1")
+    corrupt_version(settings, "iris", bad)
+    proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=POLL_S)
+    try:
+        with LoadGenerator(base, threads=8) as load:
+            assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
+            registry.move_alias("production", expected="1", new=bad)
+            deadline = time.monotonic() + 30
+            while swap_counts(base).get("rejected", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(2 * float(POLL_S))  # a worker that rejected twice would show now
+            rejected = swap_counts(base).get("rejected", 0)
+            ready = httpx.get(f"{base}/ready").json()
+            good = promote_new_version(settings, 12)
+            assert load.converged(good, after=time.monotonic()), proc.tail()
+        results = load.snapshot()
+    finally:
+        proc.stop()
+    errors = failed(results)
+    figures(requests=len(results), errors=len(errors), workers_rejecting=rejected)
+    assert rejected == 2, f"expected each of the 2 workers to reject v{bad} once\n{proc.tail()}"
+    assert bad in ready["rejected_versions"] and ready["model_version"] == "1", ready
+    assert not errors, f"{len(errors)} failed, e.g. {errors[:3]}"
+    assert bad not in {r.version for r in results}
+
+
+def test_mlflow_server_killed_while_serving_and_brought_back(tmp_path, figures) -> None:
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = service_env(tmp_path / "state", MLOPS_TRACKING_URI=uri)
+    mlflow = mlflow_server(tmp_path, port, env)
+    proc = None
+    try:
+        settings = _settings(tmp_path, tracking_uri=uri)
+        train_register_promote(settings, "iris")
+        proc, base = start_service(
+            settings.home, tmp_path, workers=2, MLOPS_TRACKING_URI=uri, MLOPS_POLL_INTERVAL_S=POLL_S
+        )
+        with LoadGenerator(base, threads=8) as load:
+            assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
+            mlflow.kill()  # SIGKILL to the process group: no goodbye
+            outage = time.monotonic()
+            assert load.wait_for(
+                lambda rs: httpx.get(f"{base}/ready").json()["registry_reachable"] is False, timeout=30
+            ), proc.tail()
+            assert "mlops_registry_reachable 0.0" in httpx.get(f"{base}/metrics").text
+            mlflow = mlflow_server(tmp_path, port, env)  # same port, same SQLite backend
+            during = len([r for r in load.snapshot() if r.sent > outage])
+            assert load.wait_for(
+                lambda rs: httpx.get(f"{base}/ready").json()["registry_reachable"] is True, timeout=60
+            ), proc.tail()
+            version = promote_new_version(settings, 11)
+            assert load.converged(version, after=time.monotonic()), proc.tail()
+        results = load.snapshot()
+    finally:
+        if proc is not None:
+            proc.stop()
+        mlflow.stop()
+    errors = failed(results)
+    figures(
+        requests=len(results),
+        errors=len(errors),
+        served_while_registry_down=during,
+        p99_ms=latency_ms(results, 0.99),
+    )
+    assert not errors, f"{len(errors)} failed, e.g. {errors[:3]}"
+    assert during > 0
+
+
+def _logged_ids(home: Path) -> set[str]:
+    """Request ids in the prediction log (src/mlops/serving/prediction_log.py, SQLite by default)."""
+    with sqlite3.connect(Settings(home=home).state_dir / "predictions.db") as db:
+        return {row[0] for row in db.execute("SELECT request_id FROM predictions")}
+
+
+def test_restart_under_load_drains_requests_and_the_log(tmp_path, figures) -> None:
+    """SIGTERM mid-load: what the server took in is answered and logged; nothing else is lost."""
+    settings = _settings(tmp_path)
+    train_register_promote(settings, "iris")
+    proc, base = start_service(settings.home, tmp_path, workers=2)
+    restarted = None
+    try:
+        with LoadGenerator(base, threads=16) as load:
+            assert load.wait_for(lambda rs: len(rs) >= 500, timeout=60), proc.tail()
+            stop_at = time.monotonic()
+            proc.stop()  # SIGTERM: uvicorn's graceful shutdown, then the app's lifespan drains the log
+            assert proc.popen.returncode == 0, proc.tail()
+            before = load.snapshot()
+        logged = _logged_ids(settings.home)
+        restarted, base2 = start_service(settings.home, tmp_path, workers=2)
+        with LoadGenerator(base2, threads=16) as resumed:
+            assert resumed.wait_for(lambda rs: len(rs) >= 500, timeout=30), restarted.tail()
+        after = resumed.snapshot()
+    finally:
+        for p in (proc, restarted):
+            if p is not None:
+                p.stop()
+    answered = {r.request_id for r in before if r.status == 200}
+    http_errors = [r for r in before if r.status not in (200, 0)]
+    refused = [r for r in before if r.status == 0 and "ConnectError" in r.error]  # nobody listening
+    lost = [r for r in before if r.status == 0 and "ConnectError" not in r.error]  # taken, unanswered
+    figures(
+        requests=len(before),
+        answered=len(answered),
+        logged=len(logged),
+        refused_while_down=len(refused),
+        http_errors=len(http_errors),
+        lost=len(lost),
+        in_flight_at_sigterm=len([r for r in before if r.sent <= stop_at < r.received]),
+        after_restart=len(after),
+        errors_after_restart=len(failed(after)),
+    )
+    assert not http_errors and not lost, (http_errors[:3], lost[:3])
+    assert all(r.sent >= stop_at for r in refused), "a connection was refused before the shutdown"
+    # Every answer was logged, and nothing was logged that the client did not get: the server
+    # answered everything it took in, and drained its queue before exiting.
+    assert answered == logged, (len(answered - logged), len(logged - answered))
+    assert not failed(after), failed(after)[:3]
+
+
+def test_ten_concurrent_retrains_under_load_run_one_job(tmp_path, figures) -> None:
+    """Single-flight across both workers while they serve: one job, one new version, no failed request."""
+    settings = _settings(tmp_path)
+    train_register_promote(settings, "iris")
+    registry = Registry(settings, "iris")
+    proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=POLL_S)
+    admin = {"X-API-Key": ADMIN_KEY}
+    try:
+        with LoadGenerator(base, threads=8, max_seconds=600) as load:
+            assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
+            # fresh connections, so both workers take some of the 10
+            with ThreadPoolExecutor(10) as pool:
+                responses = list(pool.map(lambda _: httpx.post(f"{base}/retrain", headers=admin), range(10)))
+            assert {r.status_code for r in responses} == {202}, [r.text for r in responses]
+            job_ids = {r.json()["job_id"] for r in responses}
+            created = sum(r.headers["x-job-created"] == "true" for r in responses)
+            job_id = responses[0].json()["job_id"]
+            deadline = time.monotonic() + 300
+            while (job := httpx.get(f"{base}/retrain/{job_id}", headers=admin).json())["state"] == "running":
+                assert time.monotonic() < deadline, job
+                time.sleep(0.5)
+            expected = "2" if (job["promotion"] or {}).get("outcome") == "promoted" else "1"
+            converged = load.converged(expected, after=time.monotonic())
+        results = load.snapshot()
+    finally:
+        proc.stop()
+    versions = sorted(v.version for v in registry.versions())
+    errors = failed(results)
+    figures(
+        retrain_requests=10,
+        jobs=len(job_ids),
+        new_versions=len(versions) - 1,
+        requests=len(results),
+        errors=len(errors),
+        p99_ms=latency_ms(results, 0.99),
+    )
+    assert len(job_ids) == 1 and created == 1, (job_ids, created)
+    assert job["state"] == "succeeded", job
+    assert versions == ["1", "2"] and job["model_version"] == "2", (versions, job)
+    assert converged, proc.tail()
+    assert not errors, f"{len(errors)} failed, e.g. {errors[:3]}"
