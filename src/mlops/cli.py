@@ -335,8 +335,10 @@ def batch_predict(
 ) -> None:
     """Score a file with the batch inference pipeline (ZenML): chunked, gated, versioned."""
     settings, name = _settings(project)
-    if not source.exists():
-        raise UsageError(f"input file {source} does not exist")
+    from mlops.data.inputs import check_input_file
+    from mlops.projects import get_project
+
+    check_input_file(get_project(name), source)
     _quiet_libraries()
     from mlops.train import run_batch
 
@@ -362,6 +364,11 @@ def drift(
 ) -> None:
     """Run the monitoring pipeline: Evidently drift of the recent window vs the training data."""
     settings, name = _settings(project)
+    if source is not None:  # drifted data is what this looks for: readable is enough, no gate
+        from mlops.data.inputs import check_input_file
+        from mlops.projects import get_project
+
+        check_input_file(get_project(name), source, gate=False)
     _quiet_libraries()
     from mlops.train import run_monitoring
 
