@@ -22,7 +22,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["ZENML_LOGGING_VERBOSITY"] = "WARN"
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     os.environ["DO_NOT_TRACK"] = "true"
-    for key in [k for k in os.environ if k.startswith("MLOPS_") and k != "MLOPS_HOME"]:
+    # The user's MLOPS_* settings must not leak into tests; the suite's own switches stay.
+    keep = {"MLOPS_HOME", "MLOPS_RELIABILITY_FULL", "MLOPS_RELIABILITY_OUT"}
+    for key in [k for k in os.environ if k.startswith("MLOPS_") and k not in keep]:
         del os.environ[key]
 
 
