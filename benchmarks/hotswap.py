@@ -22,7 +22,7 @@ Runs alternate between the servers (and between the two versions); figures are m
 (``ModelManager.check()`` after an alias move: resolve + load + smoke test + swap, no load on it),
 and ``runtime.load`` alone.
 
-    .venv/bin/python benchmarks/hotswap.py [--runs 3] [--poll-interval 0.5] [--rate 100]
+    .venv/bin/python benchmarks/hotswap.py [--runs 3] [--poll-interval 1.0] [--rate 100]
 """
 
 from __future__ import annotations
@@ -217,7 +217,12 @@ print(json.dumps({{"check_s": checks, "load_s": loads, "check_median_s": statist
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--poll-interval", type=float, default=0.5, help="MLOPS_POLL_INTERVAL_S of ours (s)")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        help="MLOPS_POLL_INTERVAL_S of ours (s); 1.0 is the default",
+    )
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second during a run")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before the alias move")
     parser.add_argument("--observe", type=float, default=8.0, help="seconds of load after the move (ours)")
