@@ -34,9 +34,11 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         log.start()
         await manager.start()  # loads the alias target once, then polls it in the background
         yield
+        # uvicorn has finished the in-flight requests: every prediction is in the queue. Drain it
+        # first, so that nothing else's shutdown eats into the drain's time.
+        await log.stop()
         await manager.stop()
         await app.state.jobs.stop()
-        await log.stop()  # drains the queue: a graceful shutdown loses no logged prediction
 
     app = FastAPI(
         title=f"mlops inference: {settings.project}", version="1", lifespan=lifespan, description=__doc__

@@ -116,12 +116,21 @@ class PredictionLog:
     records are dropped and counted.
     """
 
-    def __init__(self, url: str, *, max_queue: int = 10_000, flush_s: float = 0.5, batch: int = 1000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_queue: int = 10_000,
+        flush_s: float = 0.5,
+        batch: int = 1000,
+        drain_s: float = 10.0,
+    ) -> None:
         self.url = url
         self.buffer: deque[Record] = deque()
         self.max_queue = max_queue
         self.flush_s = flush_s
         self.batch = batch
+        self.drain_s = drain_s
         self.engine = engine_for(url)
         self._insert = _BatchInsert(self.engine.dialect)
         self.write_failures = 0
@@ -154,25 +163,26 @@ class PredictionLog:
         self._task = asyncio.create_task(self._run(), name="prediction-log")
 
     async def stop(self) -> None:
-        """Graceful shutdown: let the writer finish, then drain everything still buffered."""
+        """Graceful shutdown: the writer finishes its batch, then everything still buffered is written.
+        Bounded by ``drain_s`` (a supervisor's kill follows a slow shutdown); what could not be
+        written in time is counted as dropped."""
         self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=self.flush_s + 10)
-            except TimeoutError:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-        while self.buffer and await self._flush():
-            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), timeout=self.drain_s)
         if self.buffer:
             metrics.LOG_DROPPED.inc(len(self.buffer))
             logger.error(
-                "prediction log: %d records lost at shutdown (database unreachable)", len(self.buffer)
+                "prediction log: %d records lost at shutdown (database unreachable or slow)", len(self.buffer)
             )
             self.buffer.clear()
         metrics.LOG_QUEUE.set(0)
         self.engine.dispose()
+
+    async def _drain(self) -> None:
+        if self._task is not None:
+            await self._task
+        while self.buffer and await self._flush():
+            pass
 
     async def _run(self) -> None:
         wait = self.flush_s

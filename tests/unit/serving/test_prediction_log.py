@@ -90,3 +90,50 @@ def test_outage_then_recovery_loses_nothing(tmp_path) -> None:
 
     asyncio.run(scenario())
     assert len(read_predictions(url, "iris")) == 10
+
+
+def _records(n: int) -> list[Record]:
+    now = datetime.now(UTC)
+    return [
+        Record(f"r{i}", now, "iris", "m", "1", "onnx", {"x": i}, 0, "a", {"a": 1.0}, 0.1) for i in range(n)
+    ]
+
+
+def test_stop_writes_every_queued_record(tmp_path) -> None:
+    """A graceful shutdown drains the queue: records buffered since the writer's last wake-up, in
+    several chunks, are all in the database once ``stop`` returns (the restart test relies on it)."""
+    url = f"sqlite:///{tmp_path}/log.db"
+
+    async def scenario() -> int:
+        log = PredictionLog(url, flush_s=3600, batch=100)  # the writer would not wake before stop
+        log.start()
+        await asyncio.sleep(0)  # the writer is waiting for its next wake-up
+        for record in _records(250):
+            log.submit(record)
+        await log.stop()
+        return len(log.buffer)
+
+    written, dropped = (
+        sample("mlops_prediction_log_written_total"),
+        sample("mlops_prediction_log_dropped_total"),
+    )
+    assert asyncio.run(scenario()) == 0
+    assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(f"r{i}" for i in range(250))
+    assert sample("mlops_prediction_log_written_total") - written == 250
+    assert sample("mlops_prediction_log_dropped_total") == dropped
+
+
+def test_stop_gives_up_on_an_unreachable_database_and_counts_the_loss() -> None:
+    """Shutdown never waits on a dead database forever: what could not be written is counted."""
+
+    async def scenario() -> int:
+        log = PredictionLog("postgresql://nobody@127.0.0.1:1/none", flush_s=3600, drain_s=30)
+        log.start()
+        for record in _records(7):
+            log.submit(record)
+        await log.stop()
+        return len(log.buffer)
+
+    dropped = sample("mlops_prediction_log_dropped_total")
+    assert asyncio.run(scenario()) == 0
+    assert sample("mlops_prediction_log_dropped_total") - dropped == 7
