@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
+# Retries back off up to this: while the database is down the buffer is full and every new record
+# is dropped, so once it is back each second of backoff is a second of predictions lost.
+RETRY_MAX_S = 2.0
 
 meta = sa.MetaData()
 predictions = sa.Table(
@@ -197,7 +200,7 @@ class PredictionLog:
             while due > 0 and not self._stopping.is_set():
                 written = await self._flush()
                 if not written:
-                    wait = min(max(self.flush_s, 0.1) * 2 ** min(self.write_failures, 6), 10.0)
+                    wait = min(max(self.flush_s, 0.1) * 2 ** min(self.write_failures, 6), RETRY_MAX_S)
                     break
                 due -= written
 
