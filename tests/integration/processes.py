@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 if TYPE_CHECKING:
+    from prometheus_client.samples import Sample
+
     from mlops.settings import Settings
 
 
@@ -65,12 +70,14 @@ class Proc:
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 30.0) -> None:
+        """SIGTERM the process group; SIGKILL it if it is still there after ``grace`` seconds (longer
+        than the service's own graceful-shutdown limit, so a slow drain is not cut short here)."""
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGTERM)
             try:
-                self.popen.wait(timeout=15)
+                self.popen.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
@@ -83,6 +90,35 @@ class Proc:
 MLOPS = str(Path(sys.executable).parent / "mlops")
 EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 ADMIN_KEY = "integration-admin-key"
+
+
+@functools.cache
+def _migrated_mlflow_db() -> Path:
+    """An empty MLflow database with its schema migrated, made once per session: the migrations cost
+    3-10 s per fresh SQLite file, and every test here starts from a fresh registry."""
+    from mlflow import MlflowClient
+
+    path = Path(tempfile.mkdtemp(prefix="mlflow-template-")) / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+def empty_mlflow_db(target: Path) -> Path:
+    """Copy the migrated empty MLflow database to ``target`` (a new registry, ready at once)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated_mlflow_db(), target)
+    return target
+
+
+def fresh_settings(tmp_path: Path, **extra: Any) -> Settings:
+    """Settings with an empty state folder under ``tmp_path`` (its MLflow database already migrated),
+    applied to this process's environment."""
+    from mlops.settings import Settings, apply_environment
+
+    settings = Settings(home=tmp_path / "state", actor="pytest", **extra)
+    if not settings.tracking_uri:
+        empty_mlflow_db(settings.state_dir / "mlflow.db")
+    return apply_environment(settings)
 
 
 def service_env(home: Path, **extra: str) -> dict[str, str]:
@@ -134,11 +170,16 @@ def latency_ms(results: list[Result], q: float) -> float:
 
 @dataclass
 class LoadGenerator:
-    """Threads with keep-alive clients posting /predict until stopped (bounded by max_seconds)."""
+    """Threads with keep-alive clients posting /predict until stopped (bounded by max_seconds).
+
+    ``interval`` paces each thread to at most one request per ``interval`` seconds: steady load
+    that leaves CPU to whatever runs beside the service (a training job, an MLflow server starting).
+    """
 
     base: str
     threads: int = 4
     max_seconds: float = 120.0
+    interval: float = 0.0
     results: list[Result] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -171,6 +212,8 @@ class LoadGenerator:
                     result = Result(sent, time.monotonic(), 0, None, repr(exc))
                 with self._lock:
                     self.results.append(result)
+                if self.interval:
+                    self._stop.wait(self.interval - (time.monotonic() - sent))
 
     def snapshot(self) -> list[Result]:
         with self._lock:
@@ -195,16 +238,17 @@ class LoadGenerator:
         )
 
 
-def swap_counts(base: str) -> dict[str, float]:
-    """``mlops_model_swaps_total`` by result, summed over the service's workers."""
+def metric_samples(base: str, name: str) -> list[Sample]:
+    """The samples of metric ``name`` on the service's /metrics (one exposition over all workers)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {
-        sample.labels["result"]: sample.value
-        for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text)
-        for sample in family.samples
-        if sample.name == "mlops_model_swaps_total"
-    }
+    text = httpx.get(f"{base}/metrics").text
+    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+
+
+def swap_counts(base: str) -> dict[str, float]:
+    """``mlops_model_swaps_total`` by result, summed over the service's workers."""
+    return {s.labels["result"]: s.value for s in metric_samples(base, "mlops_model_swaps_total")}
 
 
 def promote_new_version(settings: Settings, seed: int) -> str:
@@ -222,7 +266,10 @@ def promote_new_version(settings: Settings, seed: int) -> str:
 
 def mlflow_server(root: Path, port: int, env: dict[str, str]) -> Proc:
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    cmd = [mlflow, "server", "--backend-store-uri", f"sqlite:///{root}/mlflow.db"]
+    store = root / "mlflow.db"
+    if not store.exists():
+        empty_mlflow_db(store)
+    cmd = [mlflow, "server", "--backend-store-uri", f"sqlite:///{store}"]
     cmd += ["--default-artifact-root", (root / "artifacts").as_uri(), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", "1"]
     proc = Proc(f"mlflow-{port}", cmd, {**env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, root)

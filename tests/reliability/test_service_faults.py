@@ -16,12 +16,13 @@ import httpx
 
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from tests.integration.processes import (
     ADMIN_KEY,
     LoadGenerator,
     failed,
     free_port,
+    fresh_settings,
     latency_ms,
     mlflow_server,
     promote_new_version,
@@ -31,10 +32,7 @@ from tests.integration.processes import (
 )
 
 POLL_S = "0.3"
-
-
-def _settings(tmp_path: Path, **extra: str) -> Settings:
-    return apply_environment(Settings(home=tmp_path / "state", actor="pytest", **extra))
+PACE_S = 0.05  # ~160 req/s over 8 connections where a server or a training job needs the 2 cores too
 
 
 def test_a_corrupt_version_in_the_alias_is_rejected_by_every_worker(
@@ -42,7 +40,7 @@ def test_a_corrupt_version_in_the_alias_is_rejected_by_every_worker(
 ) -> None:
     """Governance refuses a corrupt version (tests/unit/test_registry_promotion.py); here the alias
     is moved behind its back, straight in MLflow."""
-    settings = _settings(tmp_path)
+    settings = fresh_settings(tmp_path)
     train_register_promote(settings, "iris")
     registry = Registry(settings, "iris")
     bad = train_register_promote(settings, "iris", seed=11)["model"]["version"]
@@ -80,12 +78,12 @@ def test_mlflow_server_killed_while_serving_and_brought_back(tmp_path, figures) 
     mlflow = mlflow_server(tmp_path, port, env)
     proc = None
     try:
-        settings = _settings(tmp_path, tracking_uri=uri)
+        settings = fresh_settings(tmp_path, tracking_uri=uri)
         train_register_promote(settings, "iris")
         proc, base = start_service(
             settings.home, tmp_path, workers=2, MLOPS_TRACKING_URI=uri, MLOPS_POLL_INTERVAL_S=POLL_S
         )
-        with LoadGenerator(base, threads=8) as load:
+        with LoadGenerator(base, threads=8, interval=PACE_S) as load:
             assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
             mlflow.kill()  # SIGKILL to the process group: no goodbye
             outage = time.monotonic()
@@ -124,7 +122,7 @@ def _logged_ids(home: Path) -> set[str]:
 
 def test_restart_under_load_drains_requests_and_the_log(tmp_path, figures) -> None:
     """SIGTERM mid-load: what the server took in is answered and logged; nothing else is lost."""
-    settings = _settings(tmp_path)
+    settings = fresh_settings(tmp_path)
     train_register_promote(settings, "iris")
     proc, base = start_service(settings.home, tmp_path, workers=2)
     restarted = None
@@ -169,13 +167,13 @@ def test_restart_under_load_drains_requests_and_the_log(tmp_path, figures) -> No
 
 def test_ten_concurrent_retrains_under_load_run_one_job(tmp_path, figures) -> None:
     """Single-flight across both workers while they serve: one job, one new version, no failed request."""
-    settings = _settings(tmp_path)
+    settings = fresh_settings(tmp_path)
     train_register_promote(settings, "iris")
     registry = Registry(settings, "iris")
     proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=POLL_S)
     admin = {"X-API-Key": ADMIN_KEY}
     try:
-        with LoadGenerator(base, threads=8, max_seconds=600) as load:
+        with LoadGenerator(base, threads=8, max_seconds=600, interval=PACE_S) as load:
             assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
             # fresh connections, so both workers take some of the 10
             with ThreadPoolExecutor(10) as pool:
