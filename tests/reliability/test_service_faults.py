@@ -13,8 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
+from mlops.errors import PromotionRefused
+from mlops.governance.promote import manual_promote
 from mlops.lifecycle import train_register_promote
+from mlops.projects import get_project
 from mlops.registry import Registry
 from mlops.settings import Settings
 from tests.integration.processes import (
@@ -24,6 +28,7 @@ from tests.integration.processes import (
     free_port,
     fresh_settings,
     latency_ms,
+    metric_samples,
     mlflow_server,
     promote_new_version,
     service_env,
@@ -38,8 +43,8 @@ PACE_S = 0.05  # ~160 req/s over 8 connections where a server or a training job 
 def test_a_corrupt_version_in_the_alias_is_rejected_by_every_worker(
     tmp_path, figures, corrupt_version
 ) -> None:
-    """Governance refuses a corrupt version (tests/unit/test_registry_promotion.py); here the alias
-    is moved behind its back, straight in MLflow."""
+    """Governance refuses a corrupt version (both paths: tests/unit/test_registry_promotion.py); then
+    the alias is moved behind its back, straight in MLflow, and the service must refuse it too."""
     settings = fresh_settings(tmp_path)
     train_register_promote(settings, "iris")
     registry = Registry(settings, "iris")
@@ -47,26 +52,36 @@ def test_a_corrupt_version_in_the_alias_is_rejected_by_every_worker(
     if registry.alias_version("production") != "1":
         registry.move_alias("production", expected=bad, new="1")
     corrupt_version(settings, "iris", bad)
+    spec = get_project("iris")
     proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=POLL_S)
     try:
         with LoadGenerator(base, threads=8) as load:
             assert load.wait_for(lambda rs: len(rs) >= 100, timeout=60), proc.tail()
+            with pytest.raises(PromotionRefused, match="failed its checks") as refused:
+                manual_promote(settings, spec, bad, to="production", reason="hotfix", approver="ana")
+            assert registry.alias_version("production") == "1", refused.value
             registry.move_alias("production", expected="1", new=bad)
-            deadline = time.monotonic() + 30
-            while swap_counts(base).get("rejected", 0) < 2 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            time.sleep(2 * float(POLL_S))  # a worker that rejected twice would show now
+            load.wait_for(lambda _: swap_counts(base).get("rejected", 0) >= 2, timeout=30)
+            time.sleep(3 * float(POLL_S))  # a window for a worker that would reject it again
             rejected = swap_counts(base).get("rejected", 0)
             ready = httpx.get(f"{base}/ready").json()
+            serving = [s.labels["version"] for s in metric_samples(base, "mlops_model_info") if s.value == 1]
             good = promote_new_version(settings, 12)
             assert load.converged(good, after=time.monotonic()), proc.tail()
         results = load.snapshot()
     finally:
         proc.stop()
     errors = failed(results)
-    figures(requests=len(results), errors=len(errors), workers_rejecting=rejected)
+    figures(
+        requests=len(results),
+        errors=len(errors),
+        governance_refused=1,
+        workers_rejecting=rejected,
+        p99_ms=latency_ms(results, 0.99),
+    )
     assert rejected == 2, f"expected each of the 2 workers to reject v{bad} once\n{proc.tail()}"
     assert bad in ready["rejected_versions"] and ready["model_version"] == "1", ready
+    assert serving == ["1"], serving
     assert not errors, f"{len(errors)} failed, e.g. {errors[:3]}"
     assert bad not in {r.version for r in results}
 
@@ -154,6 +169,7 @@ def test_restart_under_load_drains_requests_and_the_log(tmp_path, figures) -> No
         http_errors=len(http_errors),
         lost=len(lost),
         in_flight_at_sigterm=len([r for r in before if r.sent <= stop_at < r.received]),
+        p99_ms=latency_ms(before, 0.99),
         after_restart=len(after),
         errors_after_restart=len(failed(after)),
     )
