@@ -45,9 +45,10 @@ def _results(
     latency_ms = (time.perf_counter() - started) * 1000 / len(rows)
     now = datetime.now(UTC)
     out = []
-    for row, cls, p, request_id in zip(rows, classes, proba, ids, strict=True):
-        label = names[int(cls)]
-        probabilities = {n: round(float(v), 6) for n, v in zip(names, p, strict=True)}
+    # Python numbers once per array: numpy scalars one by one cost twice as much (~2 us a row)
+    for row, cls, p, request_id in zip(rows, classes.tolist(), proba.tolist(), ids, strict=True):
+        label = names[cls]
+        probabilities = {n: round(v, 6) for n, v in zip(names, p, strict=True)}
         metrics.prediction(model.version, label)
         log.submit(
             Record(
@@ -58,7 +59,7 @@ def _results(
                 model.version,
                 model.runtime,
                 row,
-                int(cls),
+                cls,
                 label,
                 probabilities,
                 latency_ms,
@@ -66,7 +67,7 @@ def _results(
         )
         out.append(
             {
-                "prediction": int(cls),
+                "prediction": cls,
                 "label": label,
                 "probabilities": probabilities,
                 "model_version": model.version,
