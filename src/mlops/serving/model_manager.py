@@ -2,7 +2,9 @@
 
 A new version is loaded and smoke-tested in a worker thread, off the request path; only then does
 one reference assignment make it current. A request holds the ``LoadedModel`` it started with, so
-in-flight requests finish on their model. A registry outage keeps the last good model serving; a
+in-flight requests finish on their model. A registry outage keeps the last good model serving, and
+a registry that hangs instead of refusing (a partition, an overloaded server) is reported unreachable
+after ``RESOLVE_TIMEOUT_S``, not only when the client library gives up (~50 s of retries); a
 version that fails to load or to predict is rejected and counted; it is tried again only after
 ``RETRY_REJECTED_S`` (a transient artifact-store error must not bar a good version for ever).
 Drift gauges come from the monitoring pipeline's results, which change far less often than an alias:
@@ -25,6 +27,7 @@ from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
 RETRY_REJECTED_S = 300.0
+RESOLVE_TIMEOUT_S = 5.0
 DRIFT_REFRESH_S = 30.0
 
 
@@ -41,13 +44,14 @@ class ModelManager:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._registry: Any = None
+        self._resolving: asyncio.Future[str | None] | None = None  # the registry call under way
         self._drift_read_at = -math.inf  # monotonic time of the last drift refresh
 
     # ----- lifecycle -----
     async def start(self) -> None:
         """Load the alias target once (before serving), then poll it in the background."""
         metrics.MODEL_LOADED.set(0)
-        await self.check()
+        await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
     async def stop(self) -> None:
@@ -65,14 +69,26 @@ class ModelManager:
                 logger.exception("model poll failed")
 
     # ----- the check -----
-    async def check(self) -> dict[str, Any]:
-        """Resolve the alias; load, smoke-test and swap if it points elsewhere. Never raises."""
+    async def check(self, *, patient: bool = False) -> dict[str, Any]:
+        """Resolve the alias; load, smoke-test and swap if it points elsewhere. Never raises.
+
+        The registry gets ``RESOLVE_TIMEOUT_S`` to answer, or as long as its client takes if ``patient``.
+        """
+        timeout = None if patient else RESOLVE_TIMEOUT_S
         async with self._lock:
+            if self._resolving is None:  # a call still hanging from an earlier check is not doubled
+                self._resolving = asyncio.ensure_future(asyncio.to_thread(self._resolve))
             try:
-                version = await asyncio.to_thread(self._resolve)
+                version = await asyncio.wait_for(asyncio.shield(self._resolving), timeout)
+            except TimeoutError:
+                self._set_reachable(False, f"registry did not answer within {timeout} s")
+                return self.state()
             except Exception as exc:  # registry down or misconfigured: keep serving
                 self._set_reachable(False, self.settings.redact(f"{type(exc).__name__}: {exc}"))
                 return self.state()
+            finally:
+                if self._resolving.done():
+                    self._resolving = None
             self._set_reachable(True, "")
             if time.monotonic() - self._drift_read_at >= DRIFT_REFRESH_S:
                 self._drift_read_at = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -10,6 +12,7 @@ from tests.unit.serving.conftest import ADMIN, EXAMPLE, sample
 
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
+from mlops.serving import model_manager
 from mlops.serving.app import create_app
 
 
@@ -49,6 +52,28 @@ def test_registry_down_keeps_serving_and_says_so(service_settings, monkeypatch) 
         assert ready.status_code == 200 and ready.json()["registry_reachable"] is False
         assert sample("mlops_registry_reachable") == 0
         assert sample("mlops_model_loaded") == 1
+
+
+def test_a_hanging_registry_is_reported_unreachable_within_the_resolve_timeout(
+    service_settings, monkeypatch
+) -> None:
+    """A registry that accepts connections and never answers (a partition, a frozen server) used to
+    read as reachable for ~50 s, until the MLflow client's timeouts and retries ran out."""
+    monkeypatch.setattr(model_manager, "RESOLVE_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    with socket.create_server(("127.0.0.1", 0)) as silent, TestClient(create_app(service_settings)) as c:
+        hanging = service_settings.model_copy(
+            update={"tracking_uri": f"http://127.0.0.1:{silent.getsockname()[1]}"}
+        )
+        c.app.state.manager._registry = Registry(hanging, "iris")
+        for _ in range(2):  # the second check waits on the same hanging call, it does not add one
+            started = time.monotonic()
+            state = c.post("/reload", headers=ADMIN).json()
+            assert time.monotonic() - started < 2.5, "the check waited for the MLflow client's timeout"
+            assert state["registry_reachable"] is False and "did not answer" in state["last_error"]
+        assert c.post("/predict", json=EXAMPLE).json()["model_version"] == "1"
+        assert sample("mlops_registry_reachable") == 0
 
 
 def test_corrupt_new_version_is_rejected_and_old_one_keeps_serving(service_settings) -> None:
