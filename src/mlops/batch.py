@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+    from mlops.projects.base import ProjectSpec
     from mlops.runtime import LoadedModel
 
 Progress = Callable[[int], None]
@@ -52,12 +53,25 @@ def file_hash(path: Path, block: int = 8 << 20) -> str:
 
 def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Record batches of a CSV or Parquet file as pandas frames (never the whole file)."""
+    for batch in iter_batches(path, chunk_rows):
+        yield batch.to_pandas()
+
+
+def iter_batches(path: Path, chunk_rows: int, *, dictionary: bool = False) -> Iterator[pa.RecordBatch]:
+    """Record batches of a CSV or Parquet file; ``dictionary`` encodes its text columns.
+
+    Dictionary-encoded text becomes pandas categoricals: the gate and the ONNX feeds then handle a
+    column's few distinct strings instead of a Python string per cell (5-20x cheaper per chunk).
+    """
     suffix = path.suffix.lower()
     if suffix in {".parquet", ".pq"}:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+        schema = pq.read_schema(path)
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        file = pq.ParquetFile(path, read_dictionary=text if dictionary else None)
+        yield from file.iter_batches(batch_size=chunk_rows)
     elif suffix == ".csv":
         import pyarrow.csv as pacsv
 
@@ -66,9 +80,17 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         convert = pacsv.ConvertOptions(strings_can_be_null=False, null_values=["", "NaN", "nan", "NA"])
         with pacsv.open_csv(path, read_options=options, convert_options=convert) as reader:
             for batch in reader:
-                yield batch.to_pandas()
+                yield _dictionary_encoded(batch) if dictionary else batch
     else:
         raise UsageError(f"cannot read {path.name}: unsupported format", hint="use a .csv or .parquet file")
+
+
+def _dictionary_encoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = [pc.dictionary_encode(c) if pa.types.is_string(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def score_file(
@@ -87,7 +109,6 @@ def score_file(
     import pyarrow.parquet as pq
 
     from mlops.governance.gates import data_reasons
-    from mlops.ml.model import to_frame
 
     if not source.exists():
         raise UsageError(f"input file {source} does not exist")
@@ -104,7 +125,8 @@ def score_file(
     pool = ThreadPoolExecutor(max_workers=1)
     pending: Future[None] | None = None
     try:
-        for raw in iter_chunks(source, chunk_rows):
+        for batch in iter_batches(source, chunk_rows, dictionary=True):
+            raw = batch.to_pandas()
             frame = spec.prepare(raw) if spec.prepare is not None else raw
             reasons = data_reasons(spec, frame, with_target=False, batch=True)
             if reasons:
@@ -112,7 +134,7 @@ def score_file(
                     f"rows {rows}-{rows + len(frame) - 1} of {source.name} fail the data gate",
                     reasons=reasons,
                 )
-            classes, proba = model.predict(to_frame(spec, frame))
+            classes, proba = _predict(model, frame)
             table = _table(model, classes, proba, rows, input_hash, run_id)
             if writer is None:
                 writer = pq.ParquetWriter(partial, table.schema, compression="zstd")
@@ -149,6 +171,42 @@ def score_file(
         seconds=time.perf_counter() - start,
         predictions_by_label={n: int(c) for n, c in zip(spec.class_names, counts, strict=True)},
     )
+
+
+def _predict(model: LoadedModel, frame: pd.DataFrame) -> tuple[Any, Any]:
+    """``model.predict(to_frame(spec, frame))``, with ONNX feeds built straight from categoricals."""
+    from mlops.ml.evaluate import predict_classes
+    from mlops.ml.model import to_frame
+    from mlops.runtime import OnnxScorer
+
+    scorer = model.scorer
+    if not isinstance(scorer, OnnxScorer):
+        return model.predict(to_frame(model.spec, frame))
+    proba = scorer.session.run([scorer.output], onnx_feeds(model.spec, frame))[0]
+    return predict_classes(model.spec, proba, model.threshold), proba
+
+
+def onnx_feeds(spec: ProjectSpec, frame: pd.DataFrame) -> dict[str, Any]:
+    """The same inputs as ``ml.onnx_export.onnx_feeds(spec, to_frame(spec, frame))``.
+
+    A categorical column's text is its categories taken by code (a null code -1 takes the ``""``
+    appended last): no Python string is made per cell.
+    """
+    import numpy as np
+    import pandas as pd
+
+    feeds: dict[str, Any] = {}
+    for f in spec.features:
+        col = frame[f.name]
+        if f.kind == "numeric":
+            values = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy().astype(np.float32)
+        elif isinstance(col.dtype, pd.CategoricalDtype):
+            text = np.append(col.cat.categories.astype(str).to_numpy(dtype=object), "")
+            values = text[col.cat.codes.to_numpy()]
+        else:
+            values = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
+        feeds[f.name] = values.reshape(-1, 1)
+    return feeds
 
 
 def _table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -64,3 +65,159 @@ def test_unsupported_and_missing_inputs(model, tmp_path: Path) -> None:
         score_file(model, tmp_path / "x.json", tmp_path / "o.parquet")
     with pytest.raises(UsageError, match="does not exist"):
         score_file(model, tmp_path / "nope.csv", tmp_path / "o.parquet")
+
+
+# --- readmission: text columns travel dictionary-encoded (pandas categoricals) through the gate and feeds
+
+
+@pytest.fixture(scope="module")
+def readmission():
+    from mlops.data import readmission as rd
+    from mlops.projects import get_project
+
+    spec = get_project("readmission")
+    return spec, rd.generate(3_000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def readmission_model(readmission):
+    """A small real readmission model on ONNX Runtime (trained here: no registry needed)."""
+    from mlops.data import readmission as rd
+    from mlops.ml.model import train
+    from mlops.ml.onnx_export import export
+
+    spec, raw = readmission
+    native = train(spec, rd.clean(raw), seed=0)
+    scorer = runtime.OnnxScorer(spec, export(spec, native))
+    model = runtime.LoadedModel(spec, "readmission-classifier", "7", "run-x", "onnx", scorer)
+    return model, native
+
+
+def _features_with_gaps(spec, raw) -> pd.DataFrame:
+    """Feature rows with every form of a missing nullable categorical: null and ""."""
+    frame = spec.prepare(raw).reset_index(drop=True)
+    for name in ("race", "gender", "diag_1_group"):
+        frame[name] = frame[name].astype(object)
+        frame.loc[frame.index % 100 == 1, name] = None
+        frame.loc[frame.index % 100 == 2, name] = ""
+    return frame
+
+
+@pytest.mark.parametrize("shape", ["raw.csv", "features.parquet"])
+def test_dictionary_path_feeds_the_model_what_the_pandas_path_did(readmission, tmp_path, shape) -> None:
+    """Same raw->feature mapping and the same ONNX inputs as iter_chunks + to_frame + onnx_feeds."""
+    from mlops.batch import iter_batches, iter_chunks, onnx_feeds
+    from mlops.ml import onnx_export
+    from mlops.ml.model import to_frame
+
+    spec, raw = readmission
+    source = tmp_path / shape
+    if shape == "raw.csv":
+        raw.to_csv(source, index=False)
+    else:
+        _features_with_gaps(spec, raw).to_parquet(source)
+    old = list(iter_chunks(source, 1_000))
+    new = [b.to_pandas() for b in iter_batches(source, 1_000, dictionary=True)]
+    assert len(old) == len(new) and any(str(t) == "category" for t in new[0].dtypes)
+    for before, after in zip(old, new, strict=True):
+        expected = onnx_export.onnx_feeds(spec, to_frame(spec, spec.prepare(before)))
+        got = onnx_feeds(spec, spec.prepare(after))
+        for name, values in expected.items():
+            assert got[name].dtype == values.dtype and got[name].shape == values.shape, name
+            assert (got[name] == values).all() or np.allclose(got[name], values, equal_nan=True), name
+
+
+def test_readmission_scores_match_the_native_model(readmission, readmission_model, tmp_path) -> None:
+    from mlops.ml.model import to_frame
+
+    spec, raw = readmission
+    model, native = readmission_model
+    rows = _features_with_gaps(spec, raw)
+    rows.to_parquet(tmp_path / "in.parquet")
+    result = score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=700)
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    expected = native.predict_proba(to_frame(spec, rows))
+    assert result.rows == len(rows) and result.chunks == 5
+    assert np.abs(out[[f"p_{c}" for c in spec.class_names]].to_numpy() - expected).max() < 1e-5
+    assert (out["prediction"].to_numpy() == expected.argmax(axis=1)).all()
+    assert set(out["model_version"].astype(str)) == {"7"}
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("age_band", "[200-210)", "isin"),  # a category the feature mapping cannot produce
+        ("age_band", None, "not_nullable"),  # a null in a non-nullable categorical
+        ("time_in_hospital", 40.0, "less_than_or_equal_to(14)"),
+        ("num_lab_procedures", np.nan, "not_nullable"),
+    ],
+)
+def test_bad_row_in_a_dictionary_encoded_chunk_is_caught(
+    readmission, readmission_model, tmp_path, column, value, problem
+) -> None:
+    """One bad row of 3,000, in one Parquet row group whose dictionary every chunk shares: only the
+    chunk holding the row fails, with the column and the broken rule named."""
+    spec, raw = readmission
+    model, _ = readmission_model
+    rows = spec.prepare(raw).reset_index(drop=True)
+    rows[column] = rows[column].astype(object if rows[column].dtype == object else "float64")
+    rows.loc[1_500, column] = value
+    source = tmp_path / "in.parquet"
+    rows.to_parquet(source, row_group_size=len(rows))
+    with pytest.raises(GateFailed, match="rows 1000-1999") as info:
+        score_file(model, source, tmp_path / "out.parquet", chunk_rows=1_000)
+    assert [r for r in info.value.reasons if column in r and problem in r], info.value.reasons
+    assert not list(tmp_path.glob("*.parquet.partial")) and not (tmp_path / "out.parquet").exists()
+
+
+def _broken(spec, raw) -> dict[str, pd.DataFrame]:
+    base = spec.prepare(raw).head(400).reset_index(drop=True)
+    cats = base.copy()
+    for name in spec.categorical_features:
+        cats[name] = cats[name].astype("category")
+    cases = {"clean": base, "clean categorical": cats}
+
+    def case(name, frame, column, value, *, categorical=False):
+        frame = frame.copy()
+        if categorical:
+            frame[column] = frame[column].cat.add_categories([value]) if value is not None else frame[column]
+        else:
+            text = isinstance(value, str) or frame[column].dtype == object
+            frame[column] = frame[column].astype(object if text else "float64")
+        frame.loc[7, column] = value
+        cases[name] = frame
+
+    case("unknown category", base, "insulin", "Sideways")
+    case("unknown category (categorical)", cats, "insulin", "Sideways", categorical=True)
+    case("null, non-nullable", base, "insulin", None)
+    case("null, non-nullable (categorical)", cats, "insulin", None, categorical=True)
+    case("null, nullable", base, "race", None)
+    case("null, nullable (categorical)", cats, "race", None, categorical=True)
+    case("number in a text column", base, "gender", 1)
+    case("null in an open text column", base, "medical_specialty", None)
+    case("below the minimum", base, "number_diagnoses", 0.0)
+    case("above the maximum", base, "num_medications", 151.0)
+    case("infinite", base, "num_medications", np.inf)
+    case("NaN", base, "num_procedures", np.nan)
+    case("text in a numeric column", base, "num_procedures", "two")
+    cases["unused bad category"] = cats.assign(insulin=cats["insulin"].cat.add_categories(["Sideways"]))
+    cases["integer numerics"] = base.assign(num_procedures=base["num_procedures"].astype("int64"))
+    return cases
+
+
+def test_fast_schema_proof_never_passes_what_pandera_rejects(readmission) -> None:
+    """``conforms`` decides a clean chunk alone; it must agree with pandera on every case here, and
+    whatever it does not clear gets pandera's own reasons."""
+    import pandera.errors as pe
+
+    from mlops.data.schema import conforms, schema, schema_reasons
+
+    spec, raw = readmission
+    for name, frame in _broken(spec, raw).items():
+        try:
+            schema(spec, with_target=False).validate(frame, lazy=True)
+            pandera_ok = True
+        except pe.SchemaErrors:
+            pandera_ok = False
+        assert conforms(spec, frame, with_target=False) == pandera_ok, name
+        assert (schema_reasons(spec, frame, with_target=False) == []) == pandera_ok, name
