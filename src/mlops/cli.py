@@ -1,7 +1,7 @@
 """The `mlops` command line: one thin command per user verb.
 
 Heavy libraries (ZenML, MLflow, scikit-learn) are imported inside commands, so `mlops --help`
-answers at once. ``MlopsError`` becomes an exit code here and nowhere else.
+answers at once. ``MlopsError`` becomes an exit code here (``_Commands``) and nowhere else.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,7 +20,20 @@ from rich.table import Table
 from mlops.errors import MlopsError, UsageError
 from mlops.settings import Settings, get_settings, mask_url
 
+
+class _Commands(typer.core.TyperGroup):
+    """Turns ``MlopsError`` into its message and exit code, for `mlops` and in-process runners alike."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlopsError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="mlops",
     help="Train, register, promote, serve and govern ML models (ZenML + MLflow + FastAPI).",
     no_args_is_help=True,
@@ -468,11 +482,7 @@ def main() -> None:
     if "--json" in sys.argv[1:]:
         # ZenML and MLflow log to stdout; keep it machine-readable by sending everything else to stderr.
         _json_out, sys.stdout = sys.stdout, sys.stderr
-    try:
-        app()
-    except MlopsError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise SystemExit(exc.exit_code) from None
+    app()
 
 
 if __name__ == "__main__":

@@ -85,3 +85,26 @@ def test_status_json_is_only_json(tmp_path) -> None:
     assert out.returncode == 0
     info = json.loads(out.stdout)
     assert info["state_dir"] == str(tmp_path.resolve()) and info["tracking_uri"].startswith("sqlite:///")
+
+
+def test_status_prints_no_password(tmp_path) -> None:
+    """The URLs are shown masked, and so is the registry's error (a driver the registry cannot load
+    fails at once, where an unreachable database is retried for minutes)."""
+    secret = "s3cr3t-pw"
+    out = run(
+        "status",
+        "--json",
+        env={
+            "MLOPS_HOME": str(tmp_path),
+            "MLOPS_TRACKING_URI": f"postgresql+nodriver://mlflow:{secret}@127.0.0.1:1/mlflow",
+            "MLOPS_AUDIT_DB_URL": f"postgresql://audit:{secret}@127.0.0.1:1/audit",
+            "MLOPS_PREDICTION_LOG_URL": f"postgresql://log:{secret}@127.0.0.1:1/log",
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    assert secret not in out.stdout + out.stderr
+    info = json.loads(out.stdout)
+    assert info["tracking_uri"] == "postgresql+nodriver://mlflow:***@127.0.0.1:1/mlflow"
+    assert info["audit_db"].startswith("postgresql://audit:***@")
+    assert info["prediction_log"].startswith("postgresql://log:***@")
+    assert "nodriver" in info["registry_error"] and info["aliases"] == {}
