@@ -64,6 +64,10 @@ class Proc:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         return ""
 
+    def freeze(self) -> None:
+        """SIGSTOP the process group: its sockets stay open and nothing answers (a hung server)."""
+        os.killpg(self.popen.pid, signal.SIGSTOP)
+
     def kill(self) -> None:
         """SIGKILL the whole process group: a crash, no graceful anything."""
         with contextlib.suppress(ProcessLookupError):
