@@ -144,6 +144,7 @@ class LeanPredict:
     ) -> None:
         self.app, self.route, self.row = app, route, row
         self.manager, self.settings, self.state = manager, settings, state
+        self.keys = settings.api_keys("predict_api_key")  # parsed once: settings are fixed per process
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
@@ -176,12 +177,11 @@ class LeanPredict:
         return to_json(result)
 
     def _key_ok(self, scope: Scope) -> bool:
-        keys = self.settings.api_keys("predict_api_key")
-        if not keys:
+        if not self.keys:
             return True
         provided = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"x-api-key"), None)
         try:
-            check_key(provided, keys, required=False, what="predict")
+            check_key(provided, self.keys, required=False, what="predict")
         except HTTPException:
             return False
         return True
