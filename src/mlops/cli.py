@@ -12,19 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops.errors import MlopsError, UsageError
+from mlops.errors import GateFailed, MlopsError, UsageError
 from mlops.settings import Settings, get_settings, mask_url
 
 
 class _Commands(typer.core.TyperGroup):
     """Turns ``MlopsError`` into its message and exit code, for `mlops` and in-process runners alike."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
         try:
             return super().invoke(ctx)
         except MlopsError as exc:
@@ -65,6 +64,16 @@ _json_out = sys.stdout  # with --json, only the JSON document goes here; library
 def _print_json(value: Any) -> None:
     _json_out.write(json.dumps(value, indent=2, default=str, sort_keys=False) + "\n")
     _json_out.flush()
+
+
+def _require_alias(settings: Settings, project: str, alias: str) -> None:
+    """Refuse before a pipeline starts: a step failing on it would print ZenML's traceback."""
+    from mlops.errors import NotFound
+    from mlops.registry import Registry
+
+    registry = Registry(settings, project)
+    if registry.alias_version(alias) is None:
+        raise NotFound(f"no model of {registry.name!r} holds alias {alias!r}", hint="run `mlops train` first")
 
 
 def _quiet_libraries() -> None:
@@ -217,7 +226,11 @@ def rollback(
 
 
 @app.command()
-def audit(project: ProjectOpt = None, limit: int = 50, as_json: JsonOpt = False) -> None:
+def audit(
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent events.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
     """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
     settings, name = _settings(project)
     from mlops.governance.audit import AuditLog
@@ -287,6 +300,8 @@ def generate(
         raise UsageError(f"no data generator for project {name!r}", hint="use --project readmission")
     if output.suffix.lower() not in {".csv", ".parquet"}:
         raise UsageError(f"cannot write {output.name}", hint="use a .csv or .parquet file name")
+    if output.is_dir():
+        raise UsageError(f"output {output} is a directory", hint="pass a file name, e.g. data.csv")
     from mlops.data.readmission import write
 
     with console.status(f"generating {rows:,} rows…"):
@@ -352,8 +367,14 @@ def batch_predict(
     from mlops.data.inputs import check_input_file
     from mlops.projects import get_project
 
-    check_input_file(get_project(name), source)
+    try:
+        check_input_file(get_project(name), source)
+    except KeyError as exc:  # the project's feature builder found a raw column missing
+        raise GateFailed(
+            f"{source.name} lacks the column {exc}", hint=f"batch files of {name!r} need its raw columns"
+        ) from None
     _quiet_libraries()
+    _require_alias(settings, name, alias)
     from mlops.train import run_batch
 
     target = output or source.with_name(f"{source.stem}.predictions.parquet")
@@ -384,6 +405,7 @@ def drift(
 
         check_input_file(get_project(name), source, gate=False)
     _quiet_libraries()
+    _require_alias(settings, name, alias)
     from mlops.train import run_monitoring
 
     with console.status("checking drift (Evidently)…"):
@@ -465,9 +487,19 @@ def stack_apply(
     from mlops.settings import apply_environment
 
     apply_environment(get_settings())
+    import yaml
+
     from mlops import stacks
 
-    report = stacks.apply(stacks.load(stacks.stack_path(env, config_dir)), activate=activate)
+    path = stacks.stack_path(env, config_dir)
+    try:
+        stack = stacks.load(path)
+    except (yaml.YAMLError, LookupError, TypeError, AttributeError) as exc:  # malformed, or wrong shape
+        raise UsageError(
+            f"stack file {path} is not a stack definition: {type(exc).__name__}: {exc}",
+            hint="start from configs/stacks/local.yaml (name, components, secrets)",
+        ) from None
+    report = stacks.apply(stack, activate=activate)
     if as_json:
         _print_json(report)
         return
