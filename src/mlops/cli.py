@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mlops.errors import GateFailed, MlopsError, UsageError
+from mlops.errors import MlopsError, UsageError
 from mlops.settings import Settings, get_settings, mask_url
 
 
@@ -286,6 +286,14 @@ def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     console.print(table)
 
 
+def _check_output(path: Path, suffixes: tuple[str, ...]) -> None:
+    """Refuse an output path before the work: a directory would only fail at the final write."""
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"cannot write {path.name}", hint=f"use a {' or '.join(suffixes)} file name")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a directory", hint=f"pass a file name, e.g. out{suffixes[0]}")
+
+
 @app.command()
 def generate(
     output: Annotated[Path, typer.Option(help="CSV or Parquet file to write (raw schema of the use case).")],
@@ -298,10 +306,7 @@ def generate(
     _, name = _settings(project)
     if name != "readmission":
         raise UsageError(f"no data generator for project {name!r}", hint="use --project readmission")
-    if output.suffix.lower() not in {".csv", ".parquet"}:
-        raise UsageError(f"cannot write {output.name}", hint="use a .csv or .parquet file name")
-    if output.is_dir():
-        raise UsageError(f"output {output} is a directory", hint="pass a file name, e.g. data.csv")
+    _check_output(output, (".csv", ".parquet"))
     from mlops.data.readmission import write
 
     with console.status(f"generating {rows:,} rows…"):
@@ -367,17 +372,13 @@ def batch_predict(
     from mlops.data.inputs import check_input_file
     from mlops.projects import get_project
 
-    try:
-        check_input_file(get_project(name), source)
-    except KeyError as exc:  # the project's feature builder found a raw column missing
-        raise GateFailed(
-            f"{source.name} lacks the column {exc}", hint=f"batch files of {name!r} need its raw columns"
-        ) from None
+    target = output or source.with_name(f"{source.stem}.predictions.parquet")
+    _check_output(target, (".parquet",))
+    check_input_file(get_project(name), source)
     _quiet_libraries()
     _require_alias(settings, name, alias)
     from mlops.train import run_batch
 
-    target = output or source.with_name(f"{source.stem}.predictions.parquet")
     result = run_batch(settings, name, source, target, alias=alias, chunk_rows=chunk_rows)
     if as_json:
         _print_json(result)

@@ -58,6 +58,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, content in made.items():
         (root / name).write_bytes(content)
     (root / "a-directory.csv").mkdir()
+    (root / "a-directory.parquet").mkdir()
     pd.DataFrame({"colour": ["red", "blue"], "size": [1, 2]}).to_csv(root / "wrong-columns.csv", index=False)
     pd.DataFrame(
         {
@@ -71,6 +72,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pd.DataFrame([json.loads(GOOD_ROW)]).to_csv(root / "good.csv", index=False)
     made_here = [
         "a-directory.csv",
+        "a-directory.parquet",
         "wrong-columns.csv",
         "wrong-types.csv",
         "wrong-columns.parquet",
@@ -148,6 +150,14 @@ CASES: list[tuple[str, list[str], int, str]] = [
         "holds alias 'nowhere'",
     ),
     ("unknown alias (drift)", ["drift", "--alias", "nowhere"], 4, "holds alias 'nowhere'"),
+    ("wrong columns to drift", ["drift", "--input", "{f:wrong-columns.csv}"], 3, "missing column(s)"),
+    (
+        "batch output into a directory",
+        ["batch-predict", "{f:good.csv}", "--output", "{f:a-directory.parquet}"],
+        2,
+        "is a directory",
+    ),
+    ("batch output not Parquet", ["batch-predict", "{f:good.csv}", "--output", "out.csv"], 2, "out.csv"),
     ("a directory to drift", ["drift", "--input", "{f:a-directory.csv}"], 2, "not a file"),
     ("text as Parquet (drift)", ["drift", "--input", "{f:not-parquet.parquet}"], 2, "cannot read"),
     ("malformed stack YAML", ["stack", "apply", "broken", "--config-dir", "{f:stacks}"], 2, "not a stack"),

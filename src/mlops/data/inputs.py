@@ -19,7 +19,8 @@ SAMPLE_ROWS = 1_000
 
 
 def check_input_file(spec: ProjectSpec, path: Path, *, gate: bool = True) -> None:
-    """``path`` is a non-empty CSV/Parquet table whose first rows pass the batch data gate (``gate``)."""
+    """``path`` is a non-empty CSV/Parquet table with the project's columns, whose first rows pass the
+    batch data gate (``gate``; drift wants drifted rows, but needs the columns to compare)."""
     from mlops.batch import iter_chunks
     from mlops.governance.gates import data_reasons
 
@@ -40,10 +41,19 @@ def check_input_file(spec: ProjectSpec, path: Path, *, gate: bool = True) -> Non
         ) from None
     if first is None or first.empty:
         raise UsageError(f"input file {path} has no rows")
-    if not gate:
-        return
-    sample = first.head(SAMPLE_ROWS)
-    frame = spec.prepare(sample) if spec.prepare is not None else sample
-    reasons = data_reasons(spec, frame, with_target=False, batch=True)
+    first = first.head(SAMPLE_ROWS)
+    try:
+        frame = spec.prepare(first) if spec.prepare is not None else first
+    except KeyError as exc:  # a raw-format column the features are computed from
+        frame, missing = first, [str(exc.args[0])]
+    else:
+        missing = [c for c in spec.feature_names if c not in frame]
+    if missing:
+        raise GateFailed(
+            f"{path.name} lacks the columns of {spec.name!r}",
+            reasons=[f"missing column(s): {', '.join(missing)}"],
+            hint=f"expected columns: {', '.join(spec.feature_names)}",
+        )
+    reasons = data_reasons(spec, frame, with_target=False, batch=True) if gate else []
     if reasons:
         raise GateFailed(f"the first {len(frame)} rows of {path.name} fail the data gate", reasons=reasons)
