@@ -92,26 +92,25 @@ def _submit(settings: Settings, pipeline: Any, **params: Any) -> Any:
 
     from mlops.governance.runs import tracked
 
-    with tracked(settings, params["project"], pipeline.name):
+    with tracked(settings, params["project"], pipeline.name) as run_name:
         try:
-            run = pipeline(**params)
+            run = pipeline.with_options(run_name=run_name)(**params)
         except RuntimeError as exc:
-            raise _step_failure(pipeline.name) or exc from None
+            raise _step_failure(run_name) or exc from None
     if run is None:  # only for orchestrators that return before the run exists
         raise MlopsError(f"{pipeline.name} was submitted but returned no run")
     return Client().get_pipeline_run(run.id)
 
 
-def _step_failure(pipeline_name: str) -> MlopsError | None:
-    """Turn the failed step of the latest run back into our error, with every gate reason."""
+def _step_failure(run_name: str) -> MlopsError | None:
+    """Turn the failed step of this run (not the latest one: runs may overlap) back into our error,
+    with every gate reason."""
     from zenml.client import Client
 
-    runs = Client().list_pipeline_runs(
-        pipeline_name=pipeline_name, sort_by="desc:created", size=1, hydrate=True
-    )
-    if not runs.items:
+    try:
+        run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
+    except KeyError:
         return None
-    run = runs.items[0]
     for name, step_run in run.steps.items():
         info = step_run.exception_info
         if info is None or not info.message:

@@ -1,11 +1,13 @@
 """Runs that died without a word: ``kill -9``, the OOM killer or a lost machine run no hook.
 
 Every pipeline run started here leaves a marker in ``<state>/runs/`` (pid, process start time, host,
-pipeline, start) and removes it when the run returns, whatever the outcome (the step hooks audit
-those). A marker whose process is gone is a run that was killed: the next command that looks
-(``mlops train``, ``status``, ``audit``, any pipeline) reconciles it once: the ZenML run still shown as
-running is marked failed and one ``pipeline``/``failed`` row goes to the audit log. No alias can have
-moved: promotion is a run's last step and a single compare-and-set.
+pipeline, start, the name its ZenML run is given) and removes it when the run returns, whatever the
+outcome (the step hooks audit those). A marker whose process is gone is a run that was killed: the
+next command that looks (``mlops train``, ``status``, ``audit``, any pipeline) reconciles it once: the
+ZenML run still shown as running is marked failed and one ``pipeline``/``failed`` row goes to the
+audit log. The run is found by the name the marker gave it, so an overlapping run of another process
+is never the one marked failed. No alias can have moved: promotion is a run's last step and a single
+compare-and-set.
 """
 
 from __future__ import annotations
@@ -42,23 +44,28 @@ def _started(pid: int) -> float | None:
 
 
 @contextlib.contextmanager
-def tracked(settings: Settings, project: str, pipeline: str) -> Iterator[None]:
-    """Mark a run for its lifetime, after reconciling the runs that died before it."""
+def tracked(settings: Settings, project: str, pipeline: str) -> Iterator[str]:
+    """Mark a run for its lifetime, after reconciling the runs that died before it; yields the unique
+    name the ZenML run must be given."""
     reconcile(settings)
     folder = _runs_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / f"{uuid.uuid4().hex}.json"
+    token = uuid.uuid4().hex
+    marker = folder / f"{token}.json"
+    now = datetime.now(UTC)
+    run_name = f"{pipeline}-{now:%Y_%m_%d-%H_%M_%S}-{token[:8]}"
     facts = {
         "pid": os.getpid(),
         "process_started": _started(os.getpid()),
         "host": socket.gethostname(),
         "project": project,
         "pipeline": pipeline,
-        "started_at": datetime.now(UTC).isoformat(),
+        "started_at": now.isoformat(),
+        "zenml_run_name": run_name,
     }
     marker.write_text(json.dumps(facts))
     try:
-        yield
+        yield run_name
     finally:
         marker.unlink(missing_ok=True)
 
@@ -114,20 +121,18 @@ def _fail_zenml_run(settings: Settings, facts: dict[str, Any]) -> dict[str, Any]
         from zenml.models import PipelineRunUpdate
 
         client = Client()
-        runs = client.list_pipeline_runs(
-            pipeline_name=facts["pipeline"], sort_by="desc:created", size=5, hydrate=True
+        try:
+            run = client.get_pipeline_run(facts["zenml_run_name"], allow_name_prefix_match=False)
+        except KeyError:
+            return {}  # killed before ZenML created the run
+        if run.status.is_finished:
+            return {"zenml_run_id": str(run.id), "step": None}
+        step = next((n for n, s in run.steps.items() if not s.status.is_finished), None)
+        reason = f"process {facts['pid']} gone during step {step!r}"
+        client.zen_store.update_run(
+            run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=reason)
         )
-        started = datetime.fromisoformat(facts["started_at"])
-        for run in runs.items:
-            created = run.created if run.created.tzinfo else run.created.replace(tzinfo=UTC)
-            if created < started or run.status.is_finished:
-                continue
-            step = next((n for n, s in run.steps.items() if not s.status.is_finished), None)
-            reason = f"process {facts['pid']} gone during step {step!r}"
-            client.zen_store.update_run(
-                run.id, PipelineRunUpdate(status=ExecutionStatus.FAILED, status_reason=reason)
-            )
-            return {"zenml_run_id": str(run.id), "zenml_run_name": run.name, "step": step}
+        return {"zenml_run_id": str(run.id), "step": step}
     except Exception as exc:  # the store may be unreachable: the audit row still tells the story
         logger.warning("could not mark the ZenML run of a dead process failed: %s", exc)
     return {}
