@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from mlops.projects.base import ProjectSpec
     from mlops.runtime import LoadedModel
+    from mlops.spec import ProjectSpec
 
 Progress = Callable[[int], None]
 T = TypeVar("T")

@@ -90,7 +90,7 @@ def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Run the training pipeline (ZenML): load, validate, split, train, evaluate, register, promote."""
     settings, name = _settings(project)
     _quiet_libraries()
-    from mlops.train import run_training
+    from mlops.runner import run_training
 
     if as_json:
         _print_json(run_training(settings, name))
@@ -188,7 +188,7 @@ def promote(
         raise UsageError(f"cannot promote to {to!r}", hint="use --to production or --to staging")
     if via_pipeline:
         _quiet_libraries()
-        from mlops.train import run_promotion
+        from mlops.runner import run_promotion
 
         result = run_promotion(settings, name, version, to=to, reason=reason, approver=approver or "")
     else:
@@ -377,7 +377,7 @@ def batch_predict(
     check_input_file(get_project(name), source)
     _quiet_libraries()
     _require_alias(settings, name, alias)
-    from mlops.train import run_batch
+    from mlops.runner import run_batch
 
     result = run_batch(settings, name, source, target, alias=alias, chunk_rows=chunk_rows)
     if as_json:
@@ -407,7 +407,7 @@ def drift(
         check_input_file(get_project(name), source, gate=False)
     _quiet_libraries()
     _require_alias(settings, name, alias)
-    from mlops.train import run_monitoring
+    from mlops.runner import run_monitoring
 
     with console.status("checking drift (Evidently)…"):
         result = run_monitoring(settings, name, alias=alias, source=source, window=window)

@@ -23,7 +23,7 @@ def validate_row(project: str, row: Any) -> dict[str, Any]:
         )
     import pandas as pd
 
-    from mlops.data.schema import schema_reasons
+    from mlops.data.validation import schema_reasons
 
     reasons = schema_reasons(spec, pd.DataFrame([row]), with_target=False)
     if reasons:

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops.governance.promotion import Decision
-    from mlops.projects.base import ProjectSpec
+    from mlops.governance.decision import Decision
     from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
 
 ALIASES = ("production", "staging", "challenger")
 METRIC_TAG = "metric."

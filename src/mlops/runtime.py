@@ -16,8 +16,8 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
     from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
 
 logger = logging.getLogger(__name__)
 RuntimeKind = Literal["onnx", "native"]

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from mlops.projects.base import ProjectSpec
     from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
 
 # What the model needs at load time; given explicitly so log_model skips a ~5 s inference subprocess.
 RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")

@@ -15,8 +15,8 @@ def test_train_promote_serve_and_trace_a_prediction(settings) -> None:
     from mlops.lineage import for_request
     from mlops.projects import get_project
     from mlops.registry import Registry
+    from mlops.runner import run_training
     from mlops.serving.app import create_app
-    from mlops.train import run_training
 
     spec = get_project("readmission")
     result = run_training(settings, "readmission")

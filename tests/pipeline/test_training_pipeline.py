@@ -12,7 +12,7 @@ import pytest
 from mlops.errors import GateFailed
 from mlops.governance.audit import AuditLog
 from mlops.registry import Registry
-from mlops.train import run_training
+from mlops.runner import run_training
 
 pytestmark = pytest.mark.pipeline
 
@@ -127,7 +127,7 @@ def test_failing_data_gate_stops_the_run_and_moves_nothing(settings, two_runs, t
 
 def test_promotion_pipeline_requires_an_approver_and_moves_the_alias(settings, two_runs) -> None:
     from mlops.errors import PromotionRefused
-    from mlops.train import run_promotion
+    from mlops.runner import run_promotion
 
     with pytest.raises(PromotionRefused, match="approver"):
         run_promotion(settings, "iris", "2", to="production", reason="release 1.2", approver="")
@@ -178,7 +178,7 @@ def test_batch_inference_pipeline_writes_versioned_predictions(settings, two_run
     from zenml.client import Client
 
     from mlops.projects import get_project
-    from mlops.train import run_batch
+    from mlops.runner import run_batch
 
     rows = get_project("iris").load(settings).drop(columns=["species"])
     source = tmp_path / "rows.csv"

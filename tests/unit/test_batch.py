@@ -210,7 +210,7 @@ def test_fast_schema_proof_never_passes_what_pandera_rejects(readmission) -> Non
     whatever it does not clear gets pandera's own reasons."""
     import pandera.errors as pe
 
-    from mlops.data.schema import conforms, schema, schema_reasons
+    from mlops.data.validation import conforms, schema, schema_reasons
 
     spec, raw = readmission
     for name, frame in _broken(spec, raw).items():

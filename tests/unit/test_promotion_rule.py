@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.governance.promotion import decide
+from mlops.governance.decision import decide
 
 
 def rule(challenger: float, champion: float | None, *, margin: float = 0.0, gates: list[str] | None = None):

@@ -6,8 +6,8 @@ import pytest
 
 from mlops.errors import AliasConflict, PromotionRefused
 from mlops.governance.audit import AuditLog
+from mlops.governance.decision import decide
 from mlops.governance.promote import auto_promote, manual_promote, rollback
-from mlops.governance.promotion import decide
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
 

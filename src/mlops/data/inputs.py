@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from mlops.errors import GateFailed, UsageError
 
 if TYPE_CHECKING:
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 SAMPLE_ROWS = 1_000
 

@@ -9,7 +9,7 @@ from mlops.errors import GateFailed
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 def data_reasons(
@@ -20,7 +20,7 @@ def data_reasons(
     ``batch=True`` is the gate for scoring inputs (a chunk of a file, or rows of a request): the same
     schema and missing-rate checks, without the checks that only make sense for a training set.
     """
-    from mlops.data.schema import schema_reasons
+    from mlops.data.validation import schema_reasons
 
     gate = spec.data_gate
     missing_cols = [c for c in spec.feature_names + ([spec.target] if with_target else []) if c not in frame]

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlops.governance.audit import AuditEvent
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 def render(

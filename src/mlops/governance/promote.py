@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.errors import PromotionRefused
 from mlops.governance.audit import AuditEvent
-from mlops.governance.promotion import Decision, decide
+from mlops.governance.decision import Decision, decide
 from mlops.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
     from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 def predict_classes(spec: ProjectSpec, proba: np.ndarray, threshold: float | None = None) -> np.ndarray:

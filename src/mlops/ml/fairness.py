@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 GAP_METRIC = "recall"
 MISSING_GROUP = "(missing)"

@@ -10,7 +10,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 def tabular_pipeline(spec: ProjectSpec, estimator: Any) -> Pipeline:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops.projects.base import ProjectSpec
+    from mlops.spec import ProjectSpec
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.monitoring.drift import DriftResult
-    from mlops.projects.base import ProjectSpec
     from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zenml import pipeline
 
 from mlops.steps.data import load_data, split_data, validate_data
-from mlops.steps.registry import promote_model, register_model
+from mlops.steps.register import promote_model, register_model
 from mlops.steps.training import evaluate_model, export_onnx, train_model
 
 

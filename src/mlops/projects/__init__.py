@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from mlops.errors import UsageError
-from mlops.projects.base import DataGate, Feature, ModelGate, ProjectSpec
+from mlops.spec import DataGate, Feature, ModelGate, ProjectSpec
 
 PROJECTS: dict[str, str] = {
     "iris": "mlops.projects.iris",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlops.projects.base import DataGate, Feature, ModelGate, ProjectSpec
+from mlops.spec import DataGate, Feature, ModelGate, ProjectSpec
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,16 +9,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from mlops.serving.errors import validation_error
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.routes import feedback, health, metrics, model, predict, retrain
+from mlops.serving.problems import validation_error
+from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
 from mlops.serving.schemas import row_model
 from mlops.settings import Settings, apply_environment, get_settings
 
-ROUTERS = (health.router, model.router, retrain.router, feedback.router, metrics.router)
+ROUTERS = (health.router, model.router, retrain.router, feedback.router, prometheus.router)
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from mlops.serving import metrics
+from mlops.serving import instruments
 
 Command = Callable[[str], list[str]]
 LOG_TAIL = 50
@@ -112,7 +112,7 @@ class RetrainJobs:
             self._lock_file.truncate()
             self._lock_file.write(job.job_id)
             self._lock_file.flush()
-        metrics.RETRAIN_JOBS.labels(state="started").inc()
+        instruments.RETRAIN_JOBS.labels(state="started").inc()
         task = asyncio.create_task(self._run(job), name=f"retrain-{job.job_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -205,7 +205,7 @@ class RetrainJobs:
             job.error = f"{type(exc).__name__}: {exc}"
         finally:
             job.finished_at = datetime.now(UTC).isoformat()
-            metrics.RETRAIN_JOBS.labels(state=job.state).inc()
+            instruments.RETRAIN_JOBS.labels(state=job.state).inc()
             with contextlib.suppress(OSError):
                 self._save(job)
             self.running = None

@@ -7,7 +7,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlops.serving import metrics
+from mlops.serving import instruments
 
 
 def new_request_id() -> str:
@@ -43,4 +43,4 @@ class RequestMiddleware:
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            metrics.request(route, method, str(status), time.perf_counter() - start)
+            instruments.request(route, method, str(status), time.perf_counter() - start)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlops.runtime import LoadedModel
-from mlops.serving import metrics
+from mlops.serving import instruments
 from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ModelManager:
     # ----- lifecycle -----
     async def start(self) -> None:
         """Load the alias target once (before serving), then poll it in the background."""
-        metrics.MODEL_LOADED.set(0)
+        instruments.MODEL_LOADED.set(0)
         await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
@@ -104,7 +104,7 @@ class ModelManager:
                 candidate = await asyncio.to_thread(self._load_and_smoke_test, version)
             except Exception as exc:
                 self.rejected[version] = time.monotonic()
-                metrics.SWAPS.labels(result="rejected").inc()
+                instruments.SWAPS.labels(result="rejected").inc()
                 error = self.settings.redact(f"{type(exc).__name__}: {exc}")
                 self.last_error = f"version {version} rejected: {error}"
                 logger.error("model %s", self.last_error)
@@ -131,12 +131,12 @@ class ModelManager:
         self.current = model  # one reference assignment: requests see the old or the new model, whole
         if previous is not None:
             labels = (previous.name, previous.version, self.alias, previous.runtime)
-            metrics.MODEL_INFO.labels(*labels).set(0)  # multiprocess mode keeps removed series: zero it
+            instruments.MODEL_INFO.labels(*labels).set(0)  # multiprocess mode keeps removed series: zero it
             with contextlib.suppress(KeyError):
-                metrics.MODEL_INFO.remove(*labels)
-        metrics.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
-        metrics.MODEL_LOADED.set(1)
-        metrics.SWAPS.labels(result="success").inc()
+                instruments.MODEL_INFO.remove(*labels)
+        instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
+        instruments.MODEL_LOADED.set(1)
+        instruments.SWAPS.labels(result="success").inc()
         logger.info("serving %s v%s (%s)", model.name, model.version, model.runtime)
 
     def _set_reachable(self, ok: bool, error: str) -> None:
@@ -144,7 +144,7 @@ class ModelManager:
         self.last_poll = datetime.now(UTC)
         if error:
             self.last_error = error
-        metrics.REGISTRY_REACHABLE.set(1 if ok else 0)
+        instruments.REGISTRY_REACHABLE.set(1 if ok else 0)
 
     def _refresh_drift(self) -> None:
         """Export the latest drift result of the monitoring pipeline; no result leaves the gauges alone."""
@@ -156,10 +156,10 @@ class ModelManager:
             return
         if not latest:
             return
-        metrics.DRIFT_SHARE.set(float(latest["share"]))
-        metrics.DRIFT_DETECTED.set(1 if latest["detected"] else 0)
+        instruments.DRIFT_SHARE.set(float(latest["share"]))
+        instruments.DRIFT_DETECTED.set(1 if latest["detected"] else 0)
         for feature, score in latest.get("features", {}).items():
-            metrics.DRIFT_SCORE.labels(feature=feature).set(float(score))
+            instruments.DRIFT_SCORE.labels(feature=feature).set(float(score))
 
     def state(self) -> dict[str, Any]:
         return {

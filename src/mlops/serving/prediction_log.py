@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from pydantic_core import to_json
 
 from mlops.db import create_engine
-from mlops.serving import metrics
+from mlops.serving import instruments
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -157,7 +157,7 @@ class PredictionLog:
         if len(self.recent) > self.max_queue:
             self.recent.popitem(last=False)
         if len(self.buffer) >= self.max_queue:
-            metrics.LOG_DROPPED.inc()
+            instruments.LOG_DROPPED.inc()
         else:
             self.buffer.append(record)
 
@@ -173,12 +173,12 @@ class PredictionLog:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain(), timeout=self.drain_s)
         if self.buffer:
-            metrics.LOG_DROPPED.inc(len(self.buffer))
+            instruments.LOG_DROPPED.inc(len(self.buffer))
             logger.error(
                 "prediction log: %d records lost at shutdown (database unreachable or slow)", len(self.buffer)
             )
             self.buffer.clear()
-        metrics.LOG_QUEUE.set(0)
+        instruments.LOG_QUEUE.set(0)
         self.engine.dispose()
 
     async def _drain(self) -> None:
@@ -192,7 +192,7 @@ class PredictionLog:
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=wait)
-            metrics.LOG_QUEUE.set(len(self.buffer))
+            instruments.LOG_QUEUE.set(len(self.buffer))
             wait = self.flush_s
             # Only what was buffered at wake-up: chasing new arrivals would mean many small
             # transactions (measured: 44 rows and 36 us of CPU per row instead of 250 and 15 us).
@@ -216,8 +216,8 @@ class PredictionLog:
         for _ in chunk:
             self.buffer.popleft()
         self.write_failures = 0
-        metrics.LOG_WRITTEN.inc(len(chunk))
-        metrics.LOG_QUEUE.set(len(self.buffer))
+        instruments.LOG_WRITTEN.inc(len(chunk))
+        instruments.LOG_QUEUE.set(len(self.buffer))
         return len(chunk)
 
     def _write(self, records: list[Record]) -> None:

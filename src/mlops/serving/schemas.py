@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from mlops.projects import get_project
-from mlops.projects.base import Feature, ProjectSpec
+from mlops.spec import Feature, ProjectSpec
 
 
 def _field(f: Feature) -> tuple[Any, Any]:

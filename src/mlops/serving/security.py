@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
-from mlops.serving.errors import problems
+from mlops.serving.problems import problems
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 

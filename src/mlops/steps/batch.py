@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from zenml import get_step_context, log_metadata, step
 
 from mlops.errors import NotFound
-from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.registry import Registry
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed, run_succeeded
 
 
 @step(enable_cache=False, on_failure=run_failed)

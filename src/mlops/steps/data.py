@@ -9,9 +9,9 @@ from zenml import log_metadata, step
 
 from mlops.data.split import fingerprint, split
 from mlops.governance.gates import check_data
-from mlops.governance.hooks import run_failed
 from mlops.projects import get_project
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed
 
 
 @step(enable_cache=False, on_failure=run_failed)

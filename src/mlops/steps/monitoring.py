@@ -10,11 +10,11 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from mlops.errors import NotFound
-from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.monitoring import run as monitoring
 from mlops.projects import get_project
 from mlops.registry import Registry
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed, run_succeeded
 
 
 @step(enable_cache=False, on_failure=run_failed)

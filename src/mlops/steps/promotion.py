@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from zenml import log_metadata, step
 
-from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.governance.promote import manual_promote
 from mlops.projects import get_project
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed, run_succeeded
 
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)

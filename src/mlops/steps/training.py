@@ -13,12 +13,12 @@ from zenml.types import HTMLString
 
 from mlops.errors import GateFailed
 from mlops.governance.gates import model_gate
-from mlops.governance.hooks import run_failed
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
 from mlops.ml import onnx_export
 from mlops.projects import get_project
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed
 
 logger = logging.getLogger(__name__)
 

@@ -89,8 +89,8 @@ def test_fairness_gate_names_the_feature_groups_and_values() -> None:
 def test_small_groups_are_reported_but_not_judged() -> None:
     from dataclasses import replace
 
-    from mlops.projects.base import ModelGate
     from mlops.projects.readmission import SPEC
+    from mlops.spec import ModelGate
 
     frame, y, proba = _biased_case()
     # Only the Asian group (40 rows) differs, and it is below min_group_size: no reason.
@@ -123,8 +123,8 @@ def test_specs_without_sensitive_features_have_no_groups(iris_spec) -> None:
 def test_multiclass_specs_with_sensitive_features() -> None:
     from dataclasses import replace
 
-    from mlops.projects.base import ModelGate
     from mlops.projects.iris import SPEC as IRIS
+    from mlops.spec import ModelGate
 
     spec = replace(
         IRIS, model_gate=ModelGate(sensitive_features=("site",), max_group_gap=0.2, min_group_size=2)

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from mlops.projects import PROJECTS, get_project
-from mlops.projects.base import Feature
 from mlops.serving.schemas import build_row_model, row_model
+from mlops.spec import Feature
 
 
 def _mixed_spec(iris_spec):

@@ -7,9 +7,9 @@ import asyncio
 from fastapi import APIRouter, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 
-from mlops.serving import metrics
+from mlops.serving import instruments
 from mlops.serving.deps import LogDep, ModelDep
-from mlops.serving.errors import NOT_JSON, problems
+from mlops.serving.problems import NOT_JSON, problems
 from mlops.serving.schemas import Feedback, FeedbackResult
 from mlops.serving.security import ADMIN_ERRORS, AdminKey
 
@@ -54,7 +54,7 @@ async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResu
     if result is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown request id {body.request_id!r}")
     correct, accuracy = result
-    metrics.FEEDBACK.inc()
+    instruments.FEEDBACK.inc()
     if accuracy is not None:
-        metrics.LIVE_ACCURACY.set(accuracy)
+        instruments.LIVE_ACCURACY.set(accuracy)
     return FeedbackResult(request_id=body.request_id, correct=correct, live_accuracy=accuracy)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from mlops.serving.deps import ManagerDep, ModelDep
-from mlops.serving.errors import NO_MODEL, problems
+from mlops.serving.problems import NO_MODEL, problems
 from mlops.serving.schemas import ModelInfo
 from mlops.serving.security import ADMIN_ERRORS, AdminKey
 

@@ -21,11 +21,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops.runtime import LoadedModel
-from mlops.serving import metrics
+from mlops.serving import instruments
 from mlops.serving.deps import Serving, get_serving
-from mlops.serving.errors import NO_MODEL, NOT_JSON, problems
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_log import Record
+from mlops.serving.problems import NO_MODEL, NOT_JSON, problems
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
 from mlops.serving.security import PREDICT_ERRORS, PredictKey, check_key
 from mlops.settings import Settings
@@ -49,7 +49,7 @@ def _results(
     for row, cls, p, request_id in zip(rows, classes.tolist(), proba.tolist(), ids, strict=True):
         label = names[cls]
         probabilities = {n: round(v, 6) for n, v in zip(names, p, strict=True)}
-        metrics.prediction(model.version, label)
+        instruments.prediction(model.version, label)
         log.submit(
             Record(
                 request_id,

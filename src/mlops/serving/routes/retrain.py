@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from mlops.serving.deps import JobsDep, SettingsDep
-from mlops.serving.errors import problems
 from mlops.serving.jobs import Job
+from mlops.serving.problems import problems
 from mlops.serving.schemas import RetrainJob
 from mlops.serving.security import ADMIN_ERRORS, AdminKey
 from mlops.settings import Settings

@@ -12,10 +12,10 @@ from sklearn.pipeline import Pipeline
 from zenml import get_step_context, log_metadata, step
 from zenml.types import MarkdownString
 
-from mlops.governance.hooks import run_failed, run_succeeded
 from mlops.governance.promote import auto_promote, summary
 from mlops.projects import get_project
 from mlops.settings import get_settings
+from mlops.steps.hooks import run_failed, run_succeeded
 from mlops.tracking import register
 
 

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
 
-    from mlops.projects.base import Feature, ProjectSpec
+    from mlops.spec import Feature, ProjectSpec
 
 
 def schema(spec: ProjectSpec, *, with_target: bool = True) -> pa.DataFrameSchema:
