@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops.artifacts import load_artifact, training_run
 from mlops.errors import NotFound
 from mlops.registry import Registry
 from mlops.settings import Settings, apply_environment
@@ -41,7 +42,7 @@ def for_version(settings: Settings, project: str, version: str) -> dict[str, Any
         "mlflow_run": _mlflow_run(info.run_id),
         "code": {"git_commit": tags.get("git_commit", "unknown")},
     }
-    chain.update(_zenml(tags.get("zenml_run_id", ""), tags.get("dataset_hash", "")))
+    chain.update(training_run(tags.get("zenml_run_id", ""), tags.get("dataset_hash", "")))
     return chain
 
 
@@ -63,52 +64,8 @@ def _mlflow_run(run_id: str) -> dict[str, Any]:
     }
 
 
-def _zenml(run_id: str, dataset_hash: str) -> dict[str, Any]:
-    if not run_id:
-        missing = {"resolved": False, "error": "version was not trained by a ZenML pipeline run"}
-        return {"zenml_run": missing, "dataset": {**missing, "hash": dataset_hash}, "config": {}}
-    from zenml.client import Client
-
-    try:
-        run = Client().get_pipeline_run(run_id)
-    except KeyError as exc:
-        missing = {"id": run_id, "resolved": False, "error": str(exc)}
-        return {"zenml_run": missing, "dataset": {**missing, "hash": dataset_hash}, "config": {}}
-    steps = run.steps
-
-    def artifact(step: str, output: str) -> dict[str, Any]:
-        try:
-            a = steps[step].outputs[output][0]
-        except (KeyError, IndexError):
-            return {"resolved": False, "error": f"no {output} output in step {step}"}
-        return {
-            "resolved": True,
-            "name": a.name,
-            "artifact_version_id": str(a.id),
-            "version": a.version,
-            "uri": a.uri,
-        }
-
-    return {
-        "zenml_run": {
-            "id": str(run.id),
-            "resolved": True,
-            "name": run.name,
-            "pipeline": run.pipeline.name if run.pipeline else "",
-            "status": str(run.status),
-            "stack": run.stack.name if run.stack else "",
-            "user": run.user.name if run.user else "",
-        },
-        "dataset": {**artifact("load_data", "raw_dataset"), "hash": dataset_hash},
-        "holdout": artifact("split_data", "eval_holdout"),
-        "config": dict(run.config.parameters or {}),
-    }
-
-
 def reproduce(settings: Settings, project: str, version: str) -> dict[str, Any]:
     """Retrain from the recorded dataset artifact and config (no registration); compare the metrics."""
-    from zenml.client import Client
-
     from mlops.data.split import fingerprint, split
     from mlops.ml import evaluate as ev
     from mlops.ml import model as ml
@@ -120,7 +77,7 @@ def reproduce(settings: Settings, project: str, version: str) -> dict[str, Any]:
             f"version {version} has no recorded dataset artifact", reasons=[chain["dataset"]["error"]]
         )
     spec = get_project(project)
-    frame = Client().get_artifact_version(chain["dataset"]["artifact_version_id"]).load()
+    frame = load_artifact(chain["dataset"]["artifact_version_id"])
     config = chain["config"]
     seed, test_size = (
         int(config.get("seed", settings.seed)),

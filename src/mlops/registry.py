@@ -1,7 +1,8 @@
-"""Every MLflow model-registry call of the project: aliases, compare-and-set moves, audited decisions.
+"""Every MLflow model-registry call of the project: versions, tags, aliases and their compare-and-set.
 
-Aliases only (``production``, ``staging``, ``challenger``); MLflow stages are deprecated and ZenML's
-stage-based calls return nothing under MLflow 3.
+Nothing else: deciding, auditing and the model card are governance's (``mlops.governance``), runs and
+their artifacts are tracking's. Aliases only (``production``, ``staging``, ``challenger``); MLflow
+stages are deprecated and ZenML's stage-based calls return nothing under MLflow 3.
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import AliasConflict, NotFound, PromotionRefused
-from mlops.governance.audit import AuditEvent, AuditLog
+from mlops.errors import AliasConflict, NotFound
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops.governance.decision import Decision
     from mlops.settings import Settings
-    from mlops.spec import ProjectSpec
 
 ALIASES = ("production", "staging", "challenger")
 METRIC_TAG = "metric."
@@ -60,14 +57,10 @@ class Registry:
     """Thin, typed wrapper over ``MlflowClient`` for one registered model."""
 
     def __init__(self, settings: Settings, project: str, client: MlflowClient | None = None) -> None:
-        from mlops.projects import get_project
-
         self.settings = settings
         self.project = project
-        self.spec: ProjectSpec | None = get_project(project)
         self.name = settings.registered_model_name(project)
         self._client = client
-        self.audit = AuditLog(settings.audit_url)
 
     @property
     def client(self) -> MlflowClient:
@@ -154,6 +147,10 @@ class Registry:
             )
         self.client.set_registered_model_alias(self.name, alias, str(new))
 
+    def set_alias(self, alias: str, version: str) -> None:
+        """Set ``alias`` without a comparison: only for aliases no decision depends on (``challenger``)."""
+        self.client.set_registered_model_alias(self.name, alias, str(version))
+
     def drop_alias(self, alias: str) -> None:
         self.client.delete_registered_model_alias(self.name, alias)
 
@@ -168,109 +165,3 @@ class Registry:
         """The decision threshold stored with a binary model (None: argmax)."""
         value = self.version(version).tags.get("threshold")
         return float(value) if value else None
-
-    def score_on(self, spec: ProjectSpec, version: str, holdout: pd.DataFrame) -> dict[str, float]:
-        from mlops.ml.evaluate import holdout_xy, metrics
-
-        model = self.load_native(version)
-        x, y = holdout_xy(spec, holdout)
-        return metrics(spec, y, model.predict_proba(x), self.threshold(version))
-
-    # ----- decisions -----
-    def record_decision(
-        self,
-        *,
-        version: str,
-        alias: str,
-        decision: Decision,
-        from_version: str | None,
-        action: str = "promote",
-        details: dict[str, Any] | None = None,
-    ) -> AuditEvent:
-        at = datetime.now(UTC)
-        who = self.settings.who
-        self.tag_version(
-            version,
-            {
-                "promotion.outcome": decision.outcome,
-                "promotion.reason": decision.reason,
-                "promotion.alias": alias,
-                "promotion.by": who,
-                "promotion.at": at.isoformat(),
-                "promotion.from_version": from_version or "",
-                "promotion.scores": {
-                    "challenger": decision.challenger_score,
-                    "champion": decision.champion_score,
-                },
-            },
-        )
-        event = self.audit.record(
-            AuditEvent(
-                action=action,
-                project=self.project,
-                model_name=self.name,
-                decision=decision.outcome,
-                reason=decision.reason,
-                actor=who,
-                alias=alias,
-                from_version=from_version,
-                to_version=version,
-                details={**decision.as_dict(), **(details or {})},
-                at=at,
-            )
-        )
-        if self.spec is not None:
-            self.refresh_model_card(self.spec, version)
-        return event
-
-    def apply(self, decision: Decision, *, version: str, alias: str, expected: str | None) -> AuditEvent:
-        """Carry out a decision: move ``alias`` (or give the version ``challenger``) and audit it."""
-        if decision.outcome == "promoted":
-            self.move_alias(alias, expected=expected, new=version)
-        elif decision.outcome == "kept":
-            self.client.set_registered_model_alias(self.name, "challenger", str(version))
-        return self.record_decision(version=version, alias=alias, decision=decision, from_version=expected)
-
-    def refresh_model_card(self, spec: ProjectSpec, version: str) -> str:
-        """Render the version's model card from its tags and audit history; log it to its MLflow run."""
-        from mlops.governance.model_card import render
-
-        info = self.version(version)
-        groups = json.loads(info.tags.get("group_metrics", "{}") or "{}")
-        decisions = [e for e in self.audit.history(model_name=self.name) if e.to_version == version]
-        card = render(
-            spec,
-            name=self.name,
-            version=version,
-            tags={**info.tags, "mlflow_run_id": info.run_id},
-            metrics=info.metrics,
-            group_metrics=groups,
-            decisions=decisions,
-        )
-        self.client.log_text(info.run_id, card, "model_card.md")
-        return card
-
-    def alias_history(self, alias: str) -> list[str]:
-        """Versions that held ``alias``, oldest first, replaying promotions (push) and rollbacks (pop)."""
-        stack: list[str] = []
-        for event in self.audit.history(model_name=self.name):
-            if event.alias != alias or event.to_version is None:
-                continue
-            if event.action == "rollback" and event.decision == "promoted":
-                if stack:
-                    stack.pop()
-            elif event.decision == "promoted":
-                stack.append(event.to_version)
-        return stack
-
-    def previous(self, alias: str) -> str:
-        stack = self.alias_history(alias)
-        current = self.alias_version(alias)
-        if current is None:
-            raise PromotionRefused(f"{self.name!r} has no {alias!r} version to roll back from")
-        if len(stack) < 2 or stack[-1] != current:
-            raise PromotionRefused(
-                f"no earlier {alias!r} version of {self.name!r} is recorded in the audit log",
-                hint="promote an explicit version with `mlops promote VERSION --to production --reason ...`",
-            )
-        return stack[-2]

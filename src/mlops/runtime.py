@@ -113,7 +113,7 @@ def load(
         try:
             uri = f"models:/{registry.name}/{version}/extra_files/model.onnx"
             onnx_bytes = Path(mlflow.artifacts.download_artifacts(uri)).read_bytes()
-            scorer = OnnxScorer(registry.spec or _spec(project), onnx_bytes, threads)
+            scorer = OnnxScorer(_spec(project), onnx_bytes, threads)
             kind = "onnx"
         except Exception as exc:  # any failure here must leave a working native model
             logger.warning("ONNX unavailable for %s v%s, using native: %s", registry.name, version, exc)
@@ -121,7 +121,7 @@ def load(
         scorer = NativeScorer(registry.load_native(version))
     threshold = info.tags.get("threshold")
     return LoadedModel(
-        spec=registry.spec or _spec(project),
+        spec=_spec(project),
         name=registry.name,
         version=version,
         run_id=info.run_id,

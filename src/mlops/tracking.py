@@ -27,7 +27,6 @@ class ModelRef:
     name: str
     version: str
     run_id: str
-    model_card: str = ""
 
     @property
     def uri(self) -> str:
@@ -194,8 +193,7 @@ def register(
         version_tags["group_metrics"] = dumps_json(group_metrics)
     registry = Registry(settings, spec.name)
     registry.tag_version(ref.version, version_tags)
-    card = registry.refresh_model_card(spec, ref.version)
-    return ModelRef(ref.name, ref.version, ref.run_id, model_card=card)
+    return ModelRef(ref.name, ref.version, ref.run_id)
 
 
 def _png(data: bytes) -> Any:

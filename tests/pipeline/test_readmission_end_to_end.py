@@ -11,6 +11,7 @@ pytestmark = pytest.mark.pipeline
 
 def test_train_promote_serve_and_trace_a_prediction(settings) -> None:
     from mlops.errors import PromotionRefused
+    from mlops.governance.model_card import refresh as refresh_model_card
     from mlops.governance.promote import manual_promote, rollback
     from mlops.lineage import for_request
     from mlops.projects import get_project
@@ -47,5 +48,5 @@ def test_train_promote_serve_and_trace_a_prediction(settings) -> None:
 
     with pytest.raises(PromotionRefused):  # nothing earlier in production to go back to
         rollback(settings, spec)
-    card = reg.refresh_model_card(spec, "1")
+    card = refresh_model_card(reg, "1")
     assert "dr.ana" in card and "## Per-group metrics" in card

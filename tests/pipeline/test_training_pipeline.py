@@ -120,7 +120,8 @@ def test_failing_data_gate_stops_the_run_and_moves_nothing(settings, two_runs, t
     reg = Registry(settings, "iris")
     assert reg.aliases() == {"production": "1", "challenger": "2"}
     assert [v.version for v in reg.versions()] == ["1", "2"]
-    failures = [e for e in reg.audit.history(model_name=reg.name) if e.decision == "failed"]
+    history = AuditLog(settings.audit_url).history(model_name=reg.name)
+    failures = [e for e in history if e.decision == "failed"]
     assert len(failures) == 1
     assert failures[0].details["step"] == "validate_data" and "petal_length" in failures[0].reason
 

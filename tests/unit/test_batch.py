@@ -106,7 +106,8 @@ def _features_with_gaps(spec, raw) -> pd.DataFrame:
 @pytest.mark.parametrize("shape", ["raw.csv", "features.parquet"])
 def test_dictionary_path_feeds_the_model_what_the_pandas_path_did(readmission, tmp_path, shape) -> None:
     """Same raw->feature mapping and the same ONNX inputs as iter_chunks + to_frame + onnx_feeds."""
-    from mlops.batch import iter_batches, iter_chunks, onnx_feeds
+    from mlops.batch import onnx_feeds
+    from mlops.data.files import iter_batches, iter_chunks
     from mlops.ml import onnx_export
     from mlops.ml.model import to_frame
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from mlops.data.split import fingerprint, split
+from mlops.data.validation import data_reasons
 from mlops.errors import GateFailed
-from mlops.governance.gates import check_data, data_reasons, metric_reasons
+from mlops.governance.gates import check_data, metric_reasons
 
 
 def test_iris_passes_the_data_gate(settings, iris_spec) -> None:

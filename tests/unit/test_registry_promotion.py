@@ -7,7 +7,8 @@ import pytest
 from mlops.errors import AliasConflict, PromotionRefused
 from mlops.governance.audit import AuditLog
 from mlops.governance.decision import decide
-from mlops.governance.promote import auto_promote, manual_promote, rollback
+from mlops.governance.ledger import apply
+from mlops.governance.promote import auto_promote, manual_promote, rollback, score_on
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
 
@@ -41,7 +42,7 @@ def test_champion_is_scored_on_the_challengers_holdout(settings, registered_iris
     reg = Registry(settings, "iris")
     frame = iris_spec.load(settings)
     _, holdout = split(frame, iris_spec.target, 0.3, 7)
-    champion_on_holdout = reg.score_on(iris_spec, "1", holdout)["f1_macro"]
+    champion_on_holdout = score_on(reg, iris_spec, "1", holdout)["f1_macro"]
     decision, _ = auto_promote(settings, iris_spec, "1", holdout, {"f1_macro": champion_on_holdout}, [])
     # Version 1 is the champion itself: no self-comparison, it re-enters as "no champion".
     assert decision.champion_score is None
@@ -63,19 +64,19 @@ def test_alias_moved_between_read_and_write_is_refused(settings, registered_iris
 
 def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
-    before = len(reg.audit.history(model_name=reg.name))
+    before = len(AuditLog(settings.audit_url).history(model_name=reg.name))
     d = decide(metric="f1_macro", challenger=1.0, champion=0.5, margin=0.0, gate_reasons=[])
     with pytest.raises(AliasConflict):
-        reg.apply(d, version="1", alias="production", expected="99")
-    assert len(reg.audit.history(model_name=reg.name)) == before
+        apply(reg, d, version="1", alias="production", expected="99")
+    assert len(AuditLog(settings.audit_url).history(model_name=reg.name)) == before
 
 
 def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
     d = decide(metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"])
-    reg.apply(d, version="1", alias="production", expected="1")
+    apply(reg, d, version="1", alias="production", expected="1")
     assert reg.aliases() == {"production": "1"}
-    assert reg.audit.history(model_name=reg.name)[-1].decision == "rejected"
+    assert AuditLog(settings.audit_url).history(model_name=reg.name)[-1].decision == "rejected"
 
 
 def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris_spec) -> None:
@@ -96,7 +97,8 @@ def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris
     assert reg.alias_version("production") == "1"
     with pytest.raises(PromotionRefused):  # nothing earlier than version 1
         rollback(settings, iris_spec)
-    actions = [(e.action, e.decision, e.to_version) for e in reg.audit.history(model_name=reg.name)]
+    history = AuditLog(settings.audit_url).history(model_name=reg.name)
+    actions = [(e.action, e.decision, e.to_version) for e in history]
     assert actions[-2:] == [("promote", "promoted", "2"), ("rollback", "promoted", "1")]
 
 
@@ -112,7 +114,7 @@ def test_manual_promotion_that_fails_revalidation_is_refused_and_audited(
         manual_promote(settings, strict, "2", to="production", reason="try", approver="ana")
     assert any("below the minimum 0.9990" in r for r in info.value.reasons)
     assert reg.alias_version("production") == "1"
-    last = reg.audit.history(model_name=reg.name)[-1]
+    last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
     assert (last.decision, last.to_version, last.details["approver"]) == ("rejected", "2", "ana")
 
 
@@ -127,7 +129,7 @@ def test_a_version_the_service_could_not_load_is_never_promoted(
         manual_promote(settings, iris_spec, "2", to="production", reason="hotfix", approver="ana")
     assert any("version 2 cannot be served" in r for r in info.value.reasons), info.value.reasons
     assert reg.alias_version("production") == "1"
-    last = reg.audit.history(model_name=reg.name)[-1]
+    last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
     assert (last.decision, last.to_version, last.alias) == ("rejected", "2", "production")
 
     holdout = iris_spec.load(settings).sample(45, random_state=0)

@@ -21,8 +21,8 @@ SAMPLE_ROWS = 1_000
 def check_input_file(spec: ProjectSpec, path: Path, *, gate: bool = True) -> None:
     """``path`` is a non-empty CSV/Parquet table with the project's columns, whose first rows pass the
     batch data gate (``gate``; drift wants drifted rows, but needs the columns to compare)."""
-    from mlops.batch import iter_chunks
-    from mlops.governance.gates import data_reasons
+    from mlops.data.files import iter_chunks
+    from mlops.data.validation import data_reasons
 
     if not path.exists():
         raise UsageError(f"input file {path} does not exist")

@@ -1,4 +1,4 @@
-"""The pandera schema of a use case, generated from its spec."""
+"""The data gate of a use case: its pandera schema, generated from its spec, and the gate's reasons."""
 
 from __future__ import annotations
 
@@ -110,3 +110,39 @@ def _column_conforms(spec: ProjectSpec, f: Feature | None, frame: pd.DataFrame) 
         return False
     allowed = set(f.categories)
     return all(isinstance(v, str) and (not allowed or v in allowed) for v in distinct)
+
+
+def data_reasons(
+    spec: ProjectSpec, frame: pd.DataFrame, *, with_target: bool = True, batch: bool = False
+) -> list[str]:
+    """Schema, ranges, missing rates; for training data also size, duplicates and class balance.
+
+    ``batch=True`` is the gate for scoring inputs (a chunk of a file, or rows of a request): the same
+    schema and missing-rate checks, without the checks that only make sense for a training set.
+    """
+    gate = spec.data_gate
+    missing_cols = [c for c in spec.feature_names + ([spec.target] if with_target else []) if c not in frame]
+    if missing_cols:
+        return [f"missing column(s): {', '.join(missing_cols)}"]
+    reasons = schema_reasons(spec, frame, with_target=with_target)
+    if not batch and len(frame) < gate.min_rows:
+        reasons.append(f"{len(frame)} rows, fewer than the minimum {gate.min_rows}")
+    for f in spec.features:
+        col = frame[f.name]
+        missing = col.isna()
+        if f.kind == "categorical":  # missing categoricals travel as "" (see ml.model.to_frame)
+            missing |= col.eq("")
+        rate = float(missing.mean())
+        if rate > gate.max_missing_rate:
+            reasons.append(f"column {f.name!r} is {rate:.1%} missing (max {gate.max_missing_rate:.1%})")
+    if not batch and len(frame):
+        dup = float(frame.duplicated().mean())
+        if dup > gate.max_duplicate_rate:
+            reasons.append(f"{dup:.1%} duplicate rows (max {gate.max_duplicate_rate:.1%})")
+    if with_target and len(frame) and spec.target in frame:
+        rates = frame[spec.target].value_counts(normalize=True)
+        for idx, name in enumerate(spec.class_names):
+            rate = float(rates.get(idx, 0.0))
+            if rate < gate.min_class_rate:
+                reasons.append(f"class {name!r} is {rate:.1%} of rows (min {gate.min_class_rate:.1%})")
+    return reasons

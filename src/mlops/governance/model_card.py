@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from mlops.governance.audit import AuditEvent
+    from mlops.registry import Registry
     from mlops.spec import ProjectSpec
 
 
@@ -78,3 +79,27 @@ def _columns(groups: dict[str, dict[str, Any]]) -> list[str]:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def refresh(reg: Registry, version: str) -> str:
+    """Render the version's model card from its tags and audit history; log it to its MLflow run."""
+    import json
+
+    from mlops.governance.audit import AuditLog
+    from mlops.projects import get_project
+
+    spec = get_project(reg.project)
+    info = reg.version(version)
+    groups = json.loads(info.tags.get("group_metrics", "{}") or "{}")
+    history = AuditLog(reg.settings.audit_url).history(model_name=reg.name)
+    card = render(
+        spec,
+        name=reg.name,
+        version=version,
+        tags={**info.tags, "mlflow_run_id": info.run_id},
+        metrics=info.metrics,
+        group_metrics=groups,
+        decisions=[e for e in history if e.to_version == version],
+    )
+    reg.client.log_text(info.run_id, card, "model_card.md")
+    return card

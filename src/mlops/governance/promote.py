@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 from mlops.errors import PromotionRefused
 from mlops.governance.audit import AuditEvent
 from mlops.governance.decision import Decision, decide
+from mlops.governance.history import previous
+from mlops.governance.ledger import apply, record_decision
 from mlops.registry import Registry
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def auto_promote(
     champion_score = None
     if champion is not None and champion != version:
         try:
-            champion_score = reg.score_on(spec, champion, holdout)[spec.primary_metric]
+            champion_score = score_on(reg, spec, champion, holdout)[spec.primary_metric]
         except Exception as exc:  # a champion that cannot be loaded cannot serve either: replace it
             logger.warning("champion %s v%s cannot be scored, judged as absent: %s", alias, champion, exc)
     reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
@@ -51,8 +53,17 @@ def auto_promote(
         margin=settings.promotion_margin,
         gate_reasons=reasons,
     )
-    event = reg.apply(decision, version=version, alias=alias, expected=champion)
+    event = apply(reg, decision, version=version, alias=alias, expected=champion)
     return decision, event
+
+
+def score_on(reg: Registry, spec: ProjectSpec, version: str, holdout: pd.DataFrame) -> dict[str, float]:
+    """The metrics of registered ``version`` on ``holdout`` (the challenger's rows, for a fair comparison)."""
+    from mlops.ml.evaluate import holdout_xy, metrics
+
+    model = reg.load_native(version)
+    x, y = holdout_xy(spec, holdout)
+    return metrics(spec, y, model.predict_proba(x), reg.threshold(version))
 
 
 def servable_reasons(settings: Settings, spec: ProjectSpec, version: str) -> list[str]:
@@ -81,7 +92,7 @@ def regression_reasons(
         return []
     metric = spec.primary_metric
     try:
-        champion = reg.score_on(spec, production, holdout)[metric]
+        champion = score_on(reg, spec, production, holdout)[metric]
     except Exception as exc:  # nothing to regress against: production itself cannot be loaded
         logger.warning("production v%s cannot be scored, no regression check: %s", production, exc)
         return []
@@ -96,7 +107,8 @@ def revalidate(
 ) -> tuple[dict[str, float], list[str]]:
     """Re-run every gate on a fresh holdout: data gate, metric minimums, fairness, no regression."""
     from mlops.data.split import split
-    from mlops.governance.gates import data_reasons, model_gate
+    from mlops.data.validation import data_reasons
+    from mlops.governance.gates import model_gate
     from mlops.ml.evaluate import holdout_xy
 
     fresh_seed = settings.seed + 1_000 + int(version)
@@ -152,8 +164,8 @@ def manual_promote(
             settings.promotion_margin,
             reasons,
         )
-        reg.record_decision(
-            version=version, alias=to, decision=refused, from_version=current, details=details
+        record_decision(
+            reg, version=version, alias=to, decision=refused, from_version=current, details=details
         )
         raise PromotionRefused(f"version {version} failed its checks before {to!r}", reasons=reasons)
     decision = Decision(
@@ -165,8 +177,14 @@ def manual_promote(
         settings.promotion_margin,
     )
     reg.move_alias(to, expected=current, new=version)
-    return reg.record_decision(
-        version=version, alias=to, decision=decision, from_version=current, action="promote", details=details
+    return record_decision(
+        reg,
+        version=version,
+        alias=to,
+        decision=decision,
+        from_version=current,
+        action="promote",
+        details=details,
     )
 
 
@@ -175,7 +193,7 @@ def rollback(
 ) -> AuditEvent:
     reg = Registry(settings, spec.name)
     current = reg.alias_version(alias)
-    target = reg.previous(alias)
+    target = previous(reg, alias)
     info = reg.version(target)
     decision = Decision(
         "promoted",
@@ -186,8 +204,8 @@ def rollback(
         0.0,
     )
     reg.move_alias(alias, expected=current, new=target)
-    return reg.record_decision(
-        version=target, alias=alias, decision=decision, from_version=current, action="rollback"
+    return record_decision(
+        reg, version=target, alias=alias, decision=decision, from_version=current, action="rollback"
     )
 
 

@@ -1,7 +1,7 @@
 """One drift check: the training reference against a recent window, recorded where the service reads it.
 
-The reference is the dataset artifact the serving model was trained on (resolved through lineage),
-so drift is measured against what the model actually learned; the window is the latest rows of the
+The reference is the dataset artifact the serving model was trained on (named by its version's tags), so
+drift is measured against what the model actually learned; the window is the latest rows of the
 prediction log, or a batch input file. The HTML report goes under the state folder; the result goes
 to the prediction-log database, which the service exports as ``mlops_*drift*`` gauges.
 """
@@ -29,14 +29,14 @@ def reference_frame(
     settings: Settings, spec: ProjectSpec, version: str, max_rows: int = 20_000
 ) -> pd.DataFrame:
     """The training data of ``version`` (its ZenML dataset artifact); the spec's loader as a fallback."""
-    from mlops.lineage import for_version
+    from mlops.artifacts import load_artifact, training_run
+    from mlops.registry import Registry
 
-    chain = for_version(settings, spec.name, version)
+    tags = Registry(settings, spec.name).version(version).tags
+    dataset = training_run(tags.get("zenml_run_id", ""), tags.get("dataset_hash", ""))["dataset"]
     frame: pd.DataFrame
-    if chain["dataset"].get("resolved"):
-        from zenml.client import Client
-
-        frame = Client().get_artifact_version(chain["dataset"]["artifact_version_id"]).load()
+    if dataset.get("resolved"):
+        frame = load_artifact(dataset["artifact_version_id"])
     else:
         logger.warning("version %s has no dataset artifact; using the project's loader as reference", version)
         frame = spec.load(settings)
@@ -46,7 +46,7 @@ def reference_frame(
 
 def current_frame(settings: Settings, spec: ProjectSpec, source: Path | None, window: int) -> pd.DataFrame:
     if source is not None:
-        from mlops.batch import iter_chunks
+        from mlops.data.files import iter_chunks
 
         if not source.exists():
             raise UsageError(f"input file {source} does not exist")

@@ -12,8 +12,10 @@ from sklearn.pipeline import Pipeline
 from zenml import get_step_context, log_metadata, step
 from zenml.types import MarkdownString
 
+from mlops.governance.model_card import refresh as refresh_model_card
 from mlops.governance.promote import auto_promote, summary
 from mlops.projects import get_project
+from mlops.registry import Registry
 from mlops.settings import get_settings
 from mlops.steps.hooks import run_failed, run_succeeded
 from mlops.tracking import register
@@ -66,7 +68,8 @@ def register_model(
     log_metadata(metadata=run_meta, run_id_name_or_prefix=run.id)
     if zenml_model is not None:  # the ZenML model version stores the MLflow version (and vice versa, tags)
         log_metadata(metadata={**run_meta, "onnx_parity": onnx_parity}, infer_model=True)
-    return link, MarkdownString(ref.model_card)
+    card = refresh_model_card(Registry(settings, spec.name), ref.version)
+    return link, MarkdownString(card)
 
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)

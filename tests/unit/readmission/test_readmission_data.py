@@ -162,7 +162,7 @@ def test_features_keep_every_row_and_accept_feature_frames() -> None:
 
 
 def test_the_spec_schema_accepts_generated_and_drifted_data() -> None:
-    from mlops.governance.gates import data_reasons
+    from mlops.data.validation import data_reasons
     from mlops.projects.readmission import SPEC
 
     assert data_reasons(SPEC, rd.clean(rd.generate(5_000, seed=1))) == []
