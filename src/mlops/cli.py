@@ -42,6 +42,23 @@ app = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mlops import __version__
+
+        console.print(f"mlops {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Train, register, promote, serve and govern ML models (ZenML + MLflow + FastAPI)."""
+
 ProjectOpt = Annotated[
     str | None, typer.Option("--project", "-p", help="Use case (default: MLOPS_PROJECT or iris).")
 ]

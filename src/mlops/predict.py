@@ -1,4 +1,5 @@
-"""Single-row prediction straight from the registry (the CLI path; the service has its own runtime)."""
+"""One prediction on the command line: the row checked against the use case's schema, then scored by
+the version that holds an alias through the same runtime as the service (ONNX when parity held)."""
 
 from __future__ import annotations
 
@@ -34,29 +35,25 @@ def validate_row(project: str, row: Any) -> dict[str, Any]:
 def predict_from_registry(
     settings: Settings, project: str, row: Any, *, alias: str = "production"
 ) -> dict[str, Any]:
+    """One prediction by the version that holds ``alias``, loaded and scored as the service does."""
     validate_row(project, row)
     apply_environment(settings)
     spec = get_project(project)
-    import mlflow.pyfunc
-    import numpy as np
-
-    from mlops.ml.evaluate import predict_classes
-    from mlops.ml.model import to_frame
+    from mlops import runtime
     from mlops.registry import Registry
 
     registry = Registry(settings, project)
-    version = registry.alias_version(alias)  # also binds mlflow's process-wide URIs to these settings
+    version = registry.alias_version(alias)
     if version is None:
         raise NotFound(f"no model holds alias {alias!r} of {registry.name!r}", hint="run `mlops train` first")
-    uri = f"models:/{registry.name}@{alias}"
-    model = mlflow.pyfunc.load_model(uri).get_raw_model()
-    proba = np.asarray(model.predict_proba(to_frame(spec, [row])))
-    threshold = registry.version(version).tags.get("threshold")
-    cls = int(predict_classes(spec, proba, float(threshold) if threshold else None)[0])
+    model = runtime.load(settings, project, version)
+    classes, proba = model.predict_rows([row])
+    cls = int(classes[0])
     return {
         "prediction": cls,
         "label": spec.class_names[cls],
         "probabilities": {n: float(p) for n, p in zip(spec.class_names, proba[0], strict=True)},
-        "model_uri": uri,
+        "model_uri": f"models:/{registry.name}@{alias}",
         "model_version": version,
+        "runtime": model.runtime,
     }

@@ -1,0 +1,5 @@
+"""`python -m mlops`: the same command line as `mlops`."""
+
+from mlops.cli import main
+
+main()
