@@ -42,10 +42,11 @@ test-fast: env ## Unit tests only
 reliability: env ## The reliability suite at full length (60 s of load); figures to benchmarks/results/reliability.json
 	MLOPS_RELIABILITY_FULL=1 MLOPS_RELIABILITY_OUT=benchmarks/results/reliability.json $(BIN)/pytest tests/reliability
 
-lint: env ## ruff (lint + format check) and mypy
+lint: env ## ruff (lint + format check), mypy and the import contract (layers, .importlinter)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	@diff <($(UV) export --frozen --all-extras --no-dev --no-hashes --format requirements-txt -q | grep -v '^ *#') \
 	      <(grep -v '^ *#' requirements.lock) >/dev/null || { echo "requirements.lock is stale: make lock"; exit 1; }
 
