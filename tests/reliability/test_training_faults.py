@@ -116,7 +116,7 @@ def home(tmp_path: Path) -> Path:
     home = tmp_path / "state"
     code = (
         "import numpy as np\n"
-        "from mlops.lifecycle import train_register_promote\n"
+        "from tests.support.training import train_register_promote\n"
         "from mlops.projects import get_project\n"
         "from mlops.settings import Settings, apply_environment\n"
         f"settings = apply_environment(Settings(home={str(home)!r}))\n"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def test_readmission_trains_into_staging_with_onnx_parity(settings) -> None:
-    from mlops.lifecycle import train_register_promote
+    from tests.support.training import train_register_promote
+
     from mlops.projects import get_project
     from mlops.settings import apply_environment
 

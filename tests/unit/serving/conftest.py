@@ -32,7 +32,8 @@ def service_settings(settings, registered_iris):
 @pytest.fixture(scope="session")
 def shared_settings(tmp_path_factory: pytest.TempPathFactory):
     """One registry with one promoted iris model, shared by the tests that only read it."""
-    from mlops.lifecycle import train_register_promote
+    from tests.support.training import train_register_promote
+
     from mlops.settings import Settings, apply_environment
 
     settings = Settings(home=tmp_path_factory.mktemp("serving") / "state", actor="pytest", **SERVICE)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 from tests.integration.processes import free_port
+from tests.support.training import train_register_promote
 from tests.unit.serving.conftest import ADMIN, EXAMPLE, sample
 
-from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
 from mlops.serving import model_manager
 from mlops.serving.app import create_app
