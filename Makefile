@@ -36,8 +36,8 @@ demo: env ## Train iris through the ZenML pipeline (if no production model yet),
 test: env ## Run the whole test suite (unit, pipeline, integration)
 	$(BIN)/pytest
 
-test-fast: env ## Unit tests only
-	$(BIN)/pytest -m "not pipeline and not integration and not reliability"
+test-fast: env ## Unit tests only: tests/unit (models in a real MLflow registry are tests/integration/mlflow)
+	$(BIN)/pytest tests/unit
 
 reliability: env ## The reliability suite at full length (60 s of load); figures to benchmarks/results/reliability.json
 	MLOPS_RELIABILITY_FULL=1 MLOPS_RELIABILITY_OUT=benchmarks/results/reliability.json $(BIN)/pytest tests/reliability

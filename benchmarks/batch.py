@@ -116,7 +116,7 @@ def main() -> None:
             "MLFLOW_DISABLE_TELEMETRY": "true",
         }
         os.environ.update(env)
-        from mlops.lifecycle import train_register_promote
+        from common import train_register_promote
         from mlops.settings import apply_environment, get_settings
 
         get_settings.cache_clear()

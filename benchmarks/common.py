@@ -19,6 +19,22 @@ from typing import Any
 from serving import BIN, ROOT, one_request, prepare, stop
 
 __all__ = ["BIN", "ROOT", "one_request", "prepare", "stop"]
+# The benchmarks run as scripts (``python benchmarks/x.py``): the repo root on sys.path makes the
+# test-fixture builders in ``tests.support`` importable, here and in the subprocesses started with cwd=ROOT.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def __getattr__(name: str) -> Any:
+    """``from common import train_register_promote``: imported on first use (it pulls in sklearn and
+    MLflow, which the benchmarks' parent processes otherwise never import)."""
+    if name == "train_register_promote":
+        from tests.support.training import train_register_promote
+
+        return train_register_promote
+    raise AttributeError(name)
+
+
 RESULTS = ROOT / "benchmarks" / "results"
 SERVER_CORE, CLIENT_CORE = 1, 0
 
@@ -56,7 +72,7 @@ def register_another_version(env: dict[str, str], production: str) -> str:
     code = (
         "import json, sys\n"
         "from mlops.settings import apply_environment, get_settings\n"
-        "from mlops.lifecycle import train_register_promote\n"
+        "from tests.support.training import train_register_promote\n"
         "from mlops.registry import Registry\n"
         "s = apply_environment(get_settings())\n"
         "m = train_register_promote(s, 'iris', seed=s.seed + 1)['model']\n"

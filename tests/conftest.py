@@ -54,8 +54,8 @@ def iris_spec():
 @pytest.fixture
 def registered_iris(settings):
     """A real registered, promoted iris model in this test's temporary MLflow registry."""
-    from mlops.lifecycle import train_register_promote
     from mlops.settings import apply_environment
+    from tests.support.training import train_register_promote
 
     apply_environment(settings)
     return train_register_promote(settings, "iris")

@@ -257,8 +257,8 @@ def swap_counts(base: str) -> dict[str, float]:
 
 def promote_new_version(settings: Settings, seed: int) -> str:
     """Train and register a version and make it production (a tie keeps the champion: move it)."""
-    from mlops.lifecycle import train_register_promote
     from mlops.registry import Registry
+    from tests.support.training import train_register_promote
 
     registry = Registry(settings, "iris")
     version = str(train_register_promote(settings, "iris", seed=seed)["model"]["version"])

@@ -8,9 +8,10 @@ pytestmark = pytest.mark.pipeline
 
 
 def test_drift_pipeline_flags_the_drift_knob_and_records_it(settings, tmp_path) -> None:
+    from tests.support.training import train_register_promote
+
     from mlops.data.readmission import write
     from mlops.governance.promote import manual_promote
-    from mlops.lifecycle import train_register_promote
     from mlops.monitoring.store import latest_drift
     from mlops.projects import get_project
     from mlops.runner import run_monitoring

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +17,23 @@ from mlops.registry import Registry
 from mlops.runner import run_training
 
 pytestmark = pytest.mark.pipeline
+
+
+def _git_commit() -> str:
+    """The commit the run was trained from, asked of git itself: HEAD, "-dirty" when tracked files
+    differ from it (untracked files do not count)."""
+    root = Path(__file__).resolve().parents[2]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    commit = head.stdout.strip()
+    assert len(commit) == 40, commit
+    return commit + ("-dirty" if status.stdout.strip() else "")
 
 
 @pytest.fixture
@@ -150,7 +169,7 @@ def test_lineage_resolves_every_link_and_reproduce_matches(settings, two_runs) -
     assert chain["mlflow_run"]["resolved"] and chain["mlflow_run"]["id"] == second["model"]["run_id"]
     assert chain["zenml_run"]["resolved"] and chain["zenml_run"]["id"] == second["zenml_run_id"]
     assert chain["config"] == {"project": "iris", "test_size": 0.3, "seed": 42}
-    assert len(chain["code"]["git_commit"]) >= 7
+    assert chain["code"]["git_commit"] == _git_commit() != "unknown"
     dataset = Client().get_artifact_version(chain["dataset"]["artifact_version_id"])
     assert (
         dataset.name == "raw_dataset"
@@ -194,3 +213,37 @@ def test_batch_inference_pipeline_writes_versioned_predictions(settings, two_run
         Client().get_pipeline_run(result["zenml_run_id"]).steps["score_batch"].outputs["batch_predictions"][0]
     )
     assert len(pd.read_parquet(artifact.load())) == 150  # the versioned copy in the artifact store
+
+
+def test_the_fixture_builder_registers_what_the_pipeline_registers(settings, tmp_path) -> None:
+    """``tests.support.training`` (the tests' and benchmarks' registered model in a second) must not
+    drift from the product path: for the same data and seed it registers the same version tags, run
+    params and metrics (same values), and only the ZenML link tags are the pipeline's own."""
+    from mlflow import MlflowClient
+    from tests.support.training import train_register_promote
+
+    from mlops.settings import Settings
+
+    piped = run_training(settings, "iris")
+    alone = Settings(home=tmp_path / "fixture-state", actor=settings.actor)
+    built = train_register_promote(alone, "iris")
+
+    def registered(s: Settings, version: str) -> tuple[dict[str, str], Any]:
+        client = MlflowClient(tracking_uri=s.mlflow_tracking_uri, registry_uri=s.mlflow_registry_uri)
+        tags = client.get_model_version(s.registered_model_name("iris"), version).tags
+        return tags, client.get_run(tags["mlflow_run_id"]).data
+
+    (p_tags, p_run), (b_tags, b_run) = registered(settings, "1"), registered(alone, "1")
+    links = {"zenml_run_id", "zenml_run_name", "zenml_pipeline", "zenml_model_version_id"}
+    assert set(p_tags) - set(b_tags) == links and set(b_tags) <= set(p_tags)
+    assert p_tags["zenml_run_id"] == piped["zenml_run_id"]
+    same = {"project", "dataset_hash", "git_commit", "onnx_parity", "gates_passed", "primary_metric"}
+    assert {k: p_tags[k] for k in same} == {k: b_tags[k] for k in same}
+    assert {k for k in b_tags if k.startswith("metric.")} == {f"metric.{m}" for m in built["metrics"]}
+    assert p_run.params == b_run.params
+    assert p_run.metrics == pytest.approx(b_run.metrics) and set(p_run.metrics) == set(built["metrics"])
+    run_tags = [{k: v for k, v in r.tags.items() if not k.startswith("mlflow.")} for r in (p_run, b_run)]
+    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", *links}
+    assert {k: v for k, v in run_tags[0].items() if k not in links} == run_tags[1]
+    assert piped["onnx_parity"] == built["onnx_parity"]
+    assert piped["promotion"]["outcome"] == built["promotion"]["outcome"] == "promoted"

@@ -27,7 +27,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A state folder with iris v1 in production, trained in a subprocess (no shared singletons)."""
     home = tmp_path_factory.mktemp("cli") / "state"
     code = (
-        "from mlops.lifecycle import train_register_promote\n"
+        "from tests.support.training import train_register_promote\n"
         "from mlops.settings import Settings, apply_environment\n"
         f"train_register_promote(apply_environment(Settings(home={str(home)!r})), 'iris')\n"
     )

@@ -20,9 +20,9 @@ import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops.lifecycle import train_register_promote
 from mlops.settings import Settings, apply_environment
 from tests.integration.processes import LoadGenerator, free_port, start_service
+from tests.support.training import train_register_promote
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 QUEUE = 500  # small, so that the outage overflows it and drops are counted

@@ -17,7 +17,6 @@ import pytest
 
 from mlops.errors import PromotionRefused
 from mlops.governance.promote import manual_promote
-from mlops.lifecycle import train_register_promote
 from mlops.projects import get_project
 from mlops.registry import Registry
 from mlops.settings import Settings
@@ -35,6 +34,7 @@ from tests.integration.processes import (
     start_service,
     swap_counts,
 )
+from tests.support.training import train_register_promote
 
 POLL_S = "0.3"
 PACE_S = 0.05  # ~160 req/s over 8 connections where a server or a training job needs the 2 cores too

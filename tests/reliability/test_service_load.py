@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 
-from mlops.lifecycle import train_register_promote
 from tests.integration.processes import (
     EXAMPLE,
     LoadGenerator,
@@ -21,6 +20,7 @@ from tests.integration.processes import (
     swap_counts,
 )
 from tests.reliability.conftest import FULL
+from tests.support.training import train_register_promote
 
 POLL_S = 0.3
 

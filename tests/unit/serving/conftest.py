@@ -6,21 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import REGISTRY
-from pydantic import SecretStr
+from tests.support.serving import ADMIN, EXAMPLE, SERVICE, sample
 
 from mlops.serving.app import create_app
 
-EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
-ADMIN = {"X-API-Key": "admin-test-key"}
-
-
-def sample(metric: str, **labels: str) -> float:
-    """A metric's current value in this process (metrics are process-wide: compare deltas)."""
-    return REGISTRY.get_sample_value(metric, labels) or 0.0
-
-
-SERVICE = {"admin_api_key": SecretStr("admin-test-key"), "max_batch_rows": 50}
+__all__ = ["ADMIN", "EXAMPLE", "SERVICE", "sample"]  # imported by the tests of this folder
 
 
 @pytest.fixture
@@ -32,7 +22,8 @@ def service_settings(settings, registered_iris):
 @pytest.fixture(scope="session")
 def shared_settings(tmp_path_factory: pytest.TempPathFactory):
     """One registry with one promoted iris model, shared by the tests that only read it."""
-    from mlops.lifecycle import train_register_promote
+    from tests.support.training import train_register_promote
+
     from mlops.settings import Settings, apply_environment
 
     settings = Settings(home=tmp_path_factory.mktemp("serving") / "state", actor="pytest", **SERVICE)

@@ -1,4 +1,5 @@
-"""Which model answers: swap on an alias move, survive a registry outage, reject broken versions."""
+"""The model manager (mlops.serving.model_manager) over a real registry: swap on an alias move, survive a
+registry outage, reject broken versions."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from tests.integration.processes import free_port
-from tests.unit.serving.conftest import ADMIN, EXAMPLE, sample
 
-from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
 from mlops.serving import model_manager
 from mlops.serving.app import create_app
+from tests.integration.processes import free_port
+from tests.support.serving import ADMIN, EXAMPLE, sample
+from tests.support.training import train_register_promote
 
 
 def test_not_ready_without_a_production_model(settings) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 def test_readmission_trains_into_staging_with_onnx_parity(settings) -> None:
-    from mlops.lifecycle import train_register_promote
     from mlops.projects import get_project
     from mlops.settings import apply_environment
+    from tests.support.training import train_register_promote
 
     spec = get_project("readmission")
     apply_environment(settings)
@@ -17,18 +17,3 @@ def test_readmission_trains_into_staging_with_onnx_parity(settings) -> None:
     assert metrics["roc_auc"] > 0.66
     assert result["onnx_parity"]["ok"] and result["onnx_parity"]["class_agreement"] == 1.0
     assert result["promotion"]["alias"] == "staging"
-
-
-def test_readmission_spec_is_consistent() -> None:
-    from mlops.data import readmission as rd
-    from mlops.projects import get_project
-
-    spec = get_project("readmission")
-    assert spec.feature_names == list(rd.FEATURES) and spec.target == rd.TARGET
-    assert set(spec.example) == set(spec.feature_names)
-    assert spec.is_binary and spec.positive_class == 1 and spec.promotion_target == "staging"
-    assert set(spec.model_gate.sensitive_features) <= set(spec.categorical_features)
-    for f in spec.features:
-        if f.kind == "categorical" and f.categories:
-            assert spec.example[f.name] in f.categories, f.name
-    assert spec.prepare is rd.features

@@ -1,0 +1,100 @@
+"""A test fixture builder: a registered model in a temporary registry in a second, without ZenML's
+run bookkeeping.
+
+This is not a second training path of the product: training is composed once, in the ZenML
+pipeline (``mlops.pipelines.training``). Tests and benchmarks that only need "a registered,
+promoted model" call :func:`train_register_promote`, which runs the same library functions the
+steps call, in the steps' order, with the steps' decisions (a model gate that stops before
+registering; an ONNX export that falls back to the native model instead of failing). The one
+thing it leaves out is what only a ZenML run has: the ``zenml_*`` link tags and the run metadata.
+``tests/pipeline/test_training_pipeline.py`` checks that the pipeline and this builder register the
+same tags and metric keys for the same data, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mlops.data.split import fingerprint, split
+from mlops.errors import GateFailed
+from mlops.governance.gates import check_data, model_gate
+from mlops.governance.model_card import refresh as refresh_model_card
+from mlops.governance.promote import auto_promote, summary
+from mlops.ml import evaluate as ev
+from mlops.ml import model as ml
+from mlops.ml import onnx_export
+from mlops.projects import get_project
+from mlops.registry import Registry
+from mlops.tracking import register
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.settings import Settings
+    from mlops.spec import ProjectSpec
+
+logger = logging.getLogger(__name__)
+
+
+def export_or_fallback(
+    spec: ProjectSpec, model: Any, holdout: pd.DataFrame, tolerance: float
+) -> tuple[bytes, dict[str, Any]]:
+    """What the ``export_onnx`` step decides: ONNX bytes and the parity record, or, when the
+    conversion fails, no bytes and a failed parity record naming the error (the native fallback)."""
+    try:
+        onnx_bytes = onnx_export.export(spec, model)
+    except Exception as exc:
+        parity = onnx_export.Parity(False, 0, 0.0, float("inf"), tolerance, f"{type(exc).__name__}: {exc}")
+        logger.warning("ONNX export failed, the service will use the native model: %s", parity.error)
+        return b"", parity.as_dict()
+    return onnx_bytes, onnx_export.check_parity(spec, model, onnx_bytes, holdout, tolerance).as_dict()
+
+
+def train_register_promote(
+    settings: Settings, project: str, frame: pd.DataFrame | None = None, *, seed: int | None = None
+) -> dict[str, Any]:
+    """load → validate → split → train → evaluate (gate) → export ONNX → register → promote, as the
+    pipeline's steps do; returns the shape of ``mlops train --json`` (model, metrics, parity, promotion)."""
+    spec = get_project(project)
+    seed = settings.seed if seed is None else seed
+    # load_data, validate_data, split_data
+    data = spec.load(settings) if frame is None else frame
+    dataset_hash = fingerprint(data)
+    check_data(spec, data)
+    train, holdout = split(data, spec.target, settings.test_size, seed)
+    # train_model
+    model, threshold = ml.train_with_threshold(spec, train, seed)
+    # evaluate_model
+    x, _ = ev.holdout_xy(spec, holdout)
+    proba = model.predict_proba(x)
+    metrics, groups, reasons = model_gate(spec, holdout, proba, threshold)
+    matrix = ev.confusion(spec, holdout[spec.target].to_numpy(), proba, threshold)
+    if reasons:
+        raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
+    # export_onnx
+    onnx_bytes, parity = export_or_fallback(spec, model, holdout, settings.onnx_prob_tolerance)
+    # register_model
+    ref = register(
+        settings=settings,
+        spec=spec,
+        model=model,
+        holdout=holdout,
+        metrics=metrics,
+        confusion_matrix=matrix,
+        onnx_bytes=onnx_bytes or None,
+        parity=parity,
+        dataset_hash=dataset_hash,
+        seed=seed,
+        threshold=threshold,
+        group_metrics=groups,
+    )
+    refresh_model_card(Registry(settings, spec.name), ref.version)
+    # promote_model
+    decision, event = auto_promote(settings, spec, ref.version, holdout, metrics, [])
+    return {
+        "model": {"name": ref.name, "version": ref.version, "run_id": ref.run_id},
+        "metrics": metrics,
+        "onnx_parity": parity,
+        "promotion": summary(decision, event),
+    }

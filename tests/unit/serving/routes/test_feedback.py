@@ -1,0 +1,41 @@
+"""POST /feedback (mlops.serving.routes.feedback): ground truth -> live accuracy; bad labels are 422."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from tests.support.serving import ADMIN, EXAMPLE, sample
+
+from mlops.serving.app import create_app
+
+
+def test_feedback_updates_live_accuracy(service_settings) -> None:
+    with TestClient(create_app(service_settings)) as c:  # its own log: live accuracy starts empty
+        _feedback_round(c)
+
+
+def _feedback_round(client: TestClient) -> None:
+    feedback = sample("mlops_feedback_total")
+    request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
+    r = client.post("/feedback", json={"request_id": request_id, "true_label": "setosa"}, headers=ADMIN)
+    assert r.status_code == 200
+    assert r.json() == {"request_id": request_id, "correct": True, "live_accuracy": 1.0}
+    r = client.post("/feedback", json={"request_id": request_id, "true_label": 2}, headers=ADMIN)
+    assert r.json()["correct"] is False and r.json()["live_accuracy"] == 0.5
+    assert sample("mlops_live_accuracy") == 0.5 and sample("mlops_feedback_total") == feedback + 2
+
+
+def test_feedback_errors(client: TestClient) -> None:
+    request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
+    unknown = client.post("/feedback", json={"request_id": "nope", "true_label": 0}, headers=ADMIN)
+    assert unknown.status_code == 404
+    for label in (7, -1, "daisy"):
+        r = client.post("/feedback", json={"request_id": request_id, "true_label": label}, headers=ADMIN)
+        assert r.status_code == 422
+        assert r.json()["detail"][0] | {"msg": ""} == {  # the shape of every other 422
+            "type": "value_error",
+            "loc": ["body", "true_label"],
+            "msg": "",
+            "input": label,
+        }
+    r = client.post("/feedback", json={"request_id": request_id}, headers=ADMIN)
+    assert r.status_code == 422 and "true_label" in r.text
