@@ -59,6 +59,7 @@ def _root(
 ) -> None:
     """Train, register, promote, serve and govern ML models (ZenML + MLflow + FastAPI)."""
 
+
 ProjectOpt = Annotated[
     str | None, typer.Option("--project", "-p", help="Use case (default: MLOPS_PROJECT or iris).")
 ]
