@@ -233,8 +233,8 @@ def audit(
 ) -> None:
     """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
     settings, name = _settings(project)
-    from mlops.governance.audit import AuditLog
     from mlops.governance.runs import reconcile
+    from mlops.stores.audit import AuditLog
 
     reconcile(settings)
     events = AuditLog(settings.audit_url).history(

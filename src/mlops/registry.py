@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import AliasConflict, NotFound, PromotionRefused
-from mlops.governance.audit import AuditEvent, AuditLog
+from mlops.stores.audit import AuditEvent, AuditLog
 
 if TYPE_CHECKING:
     import pandas as pd

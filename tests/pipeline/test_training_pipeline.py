@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from mlops.errors import GateFailed
-from mlops.governance.audit import AuditLog
 from mlops.registry import Registry
 from mlops.runner import run_training
+from mlops.stores.audit import AuditLog
 
 pytestmark = pytest.mark.pipeline
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mlops.errors import AliasConflict, PromotionRefused
-from mlops.governance.audit import AuditLog
 from mlops.governance.decision import decide
 from mlops.governance.promote import auto_promote, manual_promote, rollback
 from mlops.lifecycle import train_register_promote
 from mlops.registry import Registry
+from mlops.stores.audit import AuditLog
 
 
 def test_first_model_is_promoted_and_audited(settings, registered_iris) -> None:

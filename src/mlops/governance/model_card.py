@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops.governance.audit import AuditEvent
     from mlops.spec import ProjectSpec
+    from mlops.stores.audit import AuditEvent
 
 
 def render(

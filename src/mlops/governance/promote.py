@@ -6,9 +6,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import PromotionRefused
-from mlops.governance.audit import AuditEvent
 from mlops.governance.decision import Decision, decide
 from mlops.registry import Registry
+from mlops.stores.audit import AuditEvent
 
 if TYPE_CHECKING:
     import pandas as pd
