@@ -173,8 +173,8 @@ def _require_head(engine: sa.Engine, database: str) -> None:
 
 
 def _file_lock(path: Path | None) -> Any:
-    if path is None:
-        return contextlib.nullcontext()
+    if path is None or not path.parent.is_dir():  # no folder: connecting fails, as it should (FileLock
+        return contextlib.nullcontext()  # would create the folder)
     from filelock import FileLock
 
     return FileLock(f"{path}.migrate.lock", timeout=60)
