@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from mlops.errors import MlopsError
+from mlops.settings import mask_url
 from mlops.stores.engine import create_engine, sqlite_path
 from mlops.stores.tables import METADATA
 
@@ -51,6 +52,15 @@ class Upgrade:
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "databases": self.databases,
+            "url": mask_url(self.url),
+            "before": self.before,
+            "after": self.after,
+            "changed": self.changed,
+        }
 
 
 def alembic_config(
@@ -107,6 +117,14 @@ def upgrade(url: str, databases: Sequence[str], *, engine: sa.Engine | None = No
             for database in databases:
                 command.upgrade(alembic_config(url, databases, conn), f"{database}@head")
             after = current_heads(conn)
+    except sa.exc.OperationalError as exc:
+        if not own:  # a store's first use: the caller handles an outage (the writer retries)
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise MlopsError(
+            f"cannot migrate the {' + '.join(databases)} database at {mask_url(url)}: {reason}",
+            hint="check that it is running and MLOPS_AUDIT_DB_URL / MLOPS_PREDICTION_LOG_URL",
+        ) from None
     finally:
         if own:
             eng.dispose()
