@@ -251,8 +251,8 @@ def audit(
 ) -> None:
     """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
     settings, name = _settings(project)
-    from mlops.governance.audit import AuditLog
     from mlops.governance.runs import reconcile
+    from mlops.stores.audit import AuditLog
 
     reconcile(settings)
     events = AuditLog(settings.audit_url).history(
@@ -526,6 +526,25 @@ def stack_apply(
     for kind in ("secrets", "components"):
         for name, status in report[kind].items():
             console.print(f"  {kind[:-1]} {name}: {status}")
+
+
+db_app = typer.Typer(help="The project's own databases: audit log, prediction log, drift results.")
+app.add_typer(db_app, name="db", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Migrate every configured database to the latest schema (idempotent; an init step in compose/k8s)."""
+    from mlops.stores.migrate import upgrade_all
+
+    report = [u.as_dict() for u in upgrade_all(get_settings())]
+    if as_json:
+        _print_json(report)
+        return
+    for u in report:
+        before, after = ", ".join(u["before"]) or "empty", ", ".join(u["after"])
+        state = f"{before} → {after}" if u["changed"] else f"up to date ({after})"
+        console.print(f"{' + '.join(u['databases'])} [dim]{u['url']}[/]: {state}", highlight=False)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from mlops.settings import Settings, apply_environment
 
 
 def for_request(settings: Settings, request_id: str) -> dict[str, Any]:
-    from mlops.serving.prediction_log import get_prediction
+    from mlops.stores.predictions import get_prediction
 
     prediction = get_prediction(settings.prediction_log_db_url, request_id)
     if prediction is None:

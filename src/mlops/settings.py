@@ -146,6 +146,13 @@ class Settings(BaseSettings):
         return self.prediction_log_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
 
     @property
+    def databases(self) -> dict[str, str]:
+        """Which database holds which tables (``mlops.stores.tables``), named here once:
+        ``control`` (audit log; later jobs, rollouts, locks) and ``predictions`` (prediction log,
+        feedback, drift results). Both may name the same database."""
+        return {"control": self.audit_url, "predictions": self.prediction_log_db_url}
+
+    @property
     def who(self) -> str:
         if self.actor:
             return self.actor

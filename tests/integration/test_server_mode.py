@@ -187,7 +187,7 @@ def wait_until(check, timeout: float, interval: float = 0.5):
 
 
 def test_prediction_is_logged_to_postgres_and_traceable(server_stack: ServerStack, observed: dict) -> None:
-    from mlops.serving.prediction_log import get_prediction
+    from mlops.stores.predictions import get_prediction
 
     http = observed["http"]
     body = http.post(f"{observed['url']}/predict", json=EXAMPLE).json()

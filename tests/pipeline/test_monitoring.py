@@ -12,10 +12,10 @@ def test_drift_pipeline_flags_the_drift_knob_and_records_it(settings, tmp_path) 
 
     from mlops.data.readmission import write
     from mlops.governance.promote import manual_promote
-    from mlops.monitoring.store import latest_drift
     from mlops.projects import get_project
     from mlops.runner import run_monitoring
     from mlops.settings import apply_environment
+    from mlops.stores.drift import latest_drift
 
     apply_environment(settings)
     trained = train_register_promote(settings, "readmission")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from mlops.errors import GateFailed
-from mlops.governance.audit import AuditLog
 from mlops.registry import Registry
 from mlops.runner import run_training
+from mlops.stores.audit import AuditLog
 
 pytestmark = pytest.mark.pipeline
 

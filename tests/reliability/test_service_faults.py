@@ -144,7 +144,7 @@ def test_mlflow_server_hung_then_killed_while_serving_and_brought_back(tmp_path,
 
 
 def _logged_ids(home: Path) -> set[str]:
-    """Request ids in the prediction log (src/mlops/serving/prediction_log.py, SQLite by default)."""
+    """Request ids in the prediction log (src/mlops/stores/predictions.py, SQLite by default)."""
     with sqlite3.connect(Settings(home=home).state_dir / "predictions.db") as db:
         return {row[0] for row in db.execute("SELECT request_id FROM predictions")}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlops.errors import PromotionRefused
-from mlops.governance.audit import AuditLog
+from mlops.stores.audit import AuditLog
 
 if TYPE_CHECKING:
     from mlops.registry import Registry

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops.governance.audit import AuditEvent, AuditLog
+from mlops.stores.audit import AuditEvent, AuditLog
 
 if TYPE_CHECKING:
     from mlops.governance.decision import Decision

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mlops.governance.audit import AuditEvent
     from mlops.registry import Registry
     from mlops.spec import ProjectSpec
+    from mlops.stores.audit import AuditEvent
 
 
 def render(
@@ -85,8 +85,8 @@ def refresh(reg: Registry, version: str) -> str:
     """Render the version's model card from its tags and audit history; log it to its MLflow run."""
     import json
 
-    from mlops.governance.audit import AuditLog
     from mlops.projects import get_project
+    from mlops.stores.audit import AuditLog
 
     spec = get_project(reg.project)
     info = reg.version(version)

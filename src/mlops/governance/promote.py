@@ -6,11 +6,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import PromotionRefused
-from mlops.governance.audit import AuditEvent
 from mlops.governance.decision import Decision, decide
 from mlops.governance.history import previous
 from mlops.governance.ledger import apply, record_decision
 from mlops.registry import Registry
+from mlops.stores.audit import AuditEvent
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.governance.audit import AuditEvent, AuditLog
 from mlops.settings import Settings, apply_environment
+from mlops.stores.audit import AuditEvent, AuditLog
 
 logger = logging.getLogger(__name__)
 

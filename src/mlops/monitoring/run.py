@@ -54,7 +54,7 @@ def current_frame(settings: Settings, spec: ProjectSpec, source: Path | None, wi
         if frame is None:
             raise UsageError(f"input file {source} has no rows")
         return frame.head(window)
-    from mlops.serving.prediction_log import read_predictions
+    from mlops.stores.predictions import read_predictions
 
     frame = read_predictions(settings.prediction_log_db_url, spec.name, limit=window)
     if frame.empty:
@@ -68,7 +68,7 @@ def check(
     """Compute, save the report, record the result; return it with where it went."""
     from mlops.data.split import fingerprint
     from mlops.monitoring.drift import detect_drift
-    from mlops.monitoring.store import record_drift
+    from mlops.stores.drift import record_drift
 
     result = detect_drift(spec, reference, current, threshold_share=settings.drift_share_threshold)
     folder = settings.state_dir / "drift"

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
-from mlops.serving.prediction_log import PredictionLog
+from mlops.serving.prediction_writer import PredictionWriter as PredictionLog
 from mlops.serving.problems import validation_error
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
 from mlops.serving.schemas import row_model

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from mlops.runtime import LoadedModel
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.model_manager import ModelManager
-from mlops.serving.prediction_log import PredictionLog
+from mlops.serving.prediction_writer import PredictionWriter as PredictionLog
 from mlops.settings import Settings
 
 

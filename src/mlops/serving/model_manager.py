@@ -149,7 +149,7 @@ class ModelManager:
     def _refresh_drift(self) -> None:
         """Export the latest drift result of the monitoring pipeline; no result leaves the gauges alone."""
         try:
-            from mlops.monitoring.store import latest_drift
+            from mlops.stores.drift import latest_drift
 
             latest = latest_drift(self.settings.prediction_log_db_url, self.project)
         except Exception:  # monitoring is optional for serving

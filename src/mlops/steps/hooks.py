@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mlops.governance.audit import AuditEvent, AuditLog
 from mlops.settings import get_settings
+from mlops.stores.audit import AuditEvent, AuditLog
 
 logger = logging.getLogger(__name__)
 

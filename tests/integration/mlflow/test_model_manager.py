@@ -107,8 +107,8 @@ def test_native_runtime_when_onnx_parity_failed(service_settings) -> None:
 def test_drift_gauges_refresh_on_their_own_slower_cadence(service_settings, monkeypatch) -> None:
     """The alias is polled every second; the drift store is read every DRIFT_REFRESH_S only."""
     from mlops.monitoring.drift import DriftResult
-    from mlops.monitoring.store import record_drift
     from mlops.serving import model_manager
+    from mlops.stores.drift import record_drift
 
     def record(share: float) -> None:
         result = DriftResult(share=share, detected=share > 0.3, features={}, rows=10)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mlops.errors import AliasConflict, PromotionRefused
-from mlops.governance.audit import AuditLog
 from mlops.governance.decision import decide
 from mlops.governance.ledger import apply
 from mlops.governance.promote import auto_promote, manual_promote, rollback, score_on
 from mlops.registry import Registry
+from mlops.stores.audit import AuditLog
 from tests.support.training import train_register_promote
 
 

@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-from mlops.governance.audit import AuditLog
 from mlops.governance.runs import _started, reconcile, tracked
+from mlops.stores.audit import AuditLog
 
 
 def _marker(settings, pid: int, started: float | None, host: str | None = None) -> None:

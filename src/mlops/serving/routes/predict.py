@@ -24,11 +24,11 @@ from mlops.runtime import LoadedModel
 from mlops.serving import instruments
 from mlops.serving.deps import Serving, get_serving
 from mlops.serving.model_manager import ModelManager
-from mlops.serving.prediction_log import Record
 from mlops.serving.problems import NO_MODEL, NOT_JSON, problems
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
 from mlops.serving.security import PREDICT_ERRORS, PredictKey, check_key
 from mlops.settings import Settings
+from mlops.stores.predictions import Record
 
 
 async def _predict(model: LoadedModel, rows: list[dict[str, Any]]) -> tuple[Any, Any]:

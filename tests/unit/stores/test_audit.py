@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from mlops.governance.audit import AuditEvent, AuditLog
+from mlops.stores.audit import AuditEvent, AuditLog
 
 
 def event(**kw) -> AuditEvent:

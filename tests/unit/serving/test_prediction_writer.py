@@ -1,15 +1,16 @@
-"""The prediction log: rows written in batches, drained at shutdown, never in a prediction's way."""
+"""The prediction log's writer: rows written in batches, drained at shutdown, never in a prediction's way."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from tests.unit.serving.conftest import EXAMPLE, sample
 
 from mlops.serving.app import create_app
-from mlops.serving.prediction_log import PredictionLog, Record, get_prediction, read_predictions
+from mlops.serving.prediction_writer import PredictionWriter
+from mlops.stores.predictions import Record, get_prediction, read_predictions
 
 
 def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
@@ -25,17 +26,13 @@ def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
     assert row["label"] == "setosa" and row["prediction"] == 0 and row["runtime"] == "onnx"
     assert row["model_name"] == "iris-classifier" and row["latency_ms"] >= 0 and row["project"] == "iris"
     assert set(row["probabilities"]) == {"setosa", "versicolor", "virginica"}
-    assert datetime.fromisoformat(row["at"]).tzinfo is not None or url.startswith("sqlite")
+    at = datetime.fromisoformat(row["at"])  # UTC on every backend (SQLite stores no zone: read back as UTC)
+    assert at.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - at) < timedelta(minutes=5)
     assert all(get_prediction(url, i) for i in ids)
     frame = read_predictions(url, "iris")
     assert len(frame) == 25 and {*EXAMPLE, "request_id", "model_version", "label"} <= set(frame.columns)
     assert len(read_predictions(url, "iris", limit=3)) == 3
     assert get_prediction(url, "unknown") is None
-
-
-def test_readers_before_any_prediction(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path}/empty.db"
-    assert read_predictions(url, "iris").empty and get_prediction(url, "x") is None
 
 
 def test_predictions_survive_a_dead_prediction_database(service_settings) -> None:
@@ -52,7 +49,7 @@ def test_predictions_survive_a_dead_prediction_database(service_settings) -> Non
 
 def test_a_full_queue_drops_and_counts_without_blocking() -> None:
     async def scenario() -> tuple[int, float]:
-        log = PredictionLog("sqlite:///:memory:", max_queue=3)  # not started: nothing drains the queue
+        log = PredictionWriter("sqlite:///:memory:", max_queue=3)  # not started: nothing drains the queue
         dropped = sample("mlops_prediction_log_dropped_total")
         for i in range(5):
             log.submit(
@@ -70,11 +67,11 @@ def test_outage_then_recovery_loses_nothing(tmp_path) -> None:
     url = f"sqlite:///{target}"
 
     async def scenario() -> None:
-        log = PredictionLog(url, flush_s=0.02)
-        log.engine.dispose()
+        log = PredictionWriter(url, flush_s=0.02)
+        log.store.engine.dispose()
         import sqlalchemy as sa
 
-        log.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/log.db")  # unreachable
+        log.store.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/log.db")  # unreachable
         log.start()
         for i in range(10):
             log.submit(
@@ -85,7 +82,7 @@ def test_outage_then_recovery_loses_nothing(tmp_path) -> None:
             if log.write_failures:
                 break
         target.parent.mkdir(exist_ok=True)
-        log.engine = sa.create_engine(url)  # the database is back
+        log.store.engine = sa.create_engine(url)  # the database is back
         await log.stop()
 
     asyncio.run(scenario())
@@ -105,7 +102,7 @@ def test_stop_writes_every_queued_record(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/log.db"
 
     async def scenario() -> int:
-        log = PredictionLog(url, flush_s=3600, batch=100)  # the writer would not wake before stop
+        log = PredictionWriter(url, flush_s=3600, batch=100)  # the writer would not wake before stop
         log.start()
         await asyncio.sleep(0)  # the writer is waiting for its next wake-up
         for record in _records(250):
@@ -127,7 +124,7 @@ def test_stop_gives_up_on_an_unreachable_database_and_counts_the_loss() -> None:
     """Shutdown never waits on a dead database forever: what could not be written is counted."""
 
     async def scenario() -> int:
-        log = PredictionLog("postgresql://nobody@127.0.0.1:1/none", flush_s=3600, drain_s=30)
+        log = PredictionWriter("postgresql://nobody@127.0.0.1:1/none", flush_s=3600, drain_s=30)
         log.start()
         for record in _records(7):
             log.submit(record)

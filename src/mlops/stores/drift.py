@@ -1,46 +1,43 @@
-"""History of drift checks in SQL (any SQLAlchemy URL); read by the service without Evidently."""
+"""History of drift checks in SQL (the ``predictions`` database); read by the service without Evidently."""
 
 from __future__ import annotations
 
 import json
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from mlops.db import create_engine
+from mlops.stores.engine import create_engine
+from mlops.stores.migrate import ensure_schema
+from mlops.stores.tables import drift_results
 
-if TYPE_CHECKING:
-    from mlops.monitoring.drift import DriftResult
 
-metadata = sa.MetaData()
-drift_table = sa.Table(
-    "drift_results",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("project", sa.String(100), nullable=False, index=True),
-    sa.Column("model_version", sa.String(50), nullable=False),
-    sa.Column("reference_hash", sa.String(128), nullable=False),
-    sa.Column("current_rows", sa.Integer, nullable=False),
-    sa.Column("share", sa.Float, nullable=False),
-    sa.Column("detected", sa.Boolean, nullable=False),
-    sa.Column("features", sa.Text, nullable=False),  # JSON: name -> {score, drifted, method}
-    sa.Column("report_path", sa.Text, nullable=False, default=""),
-)
+class DriftOutcome(Protocol):
+    """What a drift check produced (``mlops.monitoring.drift.DriftResult`` has these)."""
+
+    @property
+    def rows(self) -> int: ...
+    @property
+    def share(self) -> float: ...
+    @property
+    def detected(self) -> bool: ...
+    @property
+    def features(self) -> dict[str, Any]: ...
+
 
 _engines: dict[str, sa.Engine] = {}
 _lock = threading.Lock()
 
 
 def engine(db_url: str) -> sa.Engine:
-    """One engine per URL for the process, with the table created on first use."""
+    """One engine per URL for the process, its schema checked (SQLite: upgraded) on first use."""
     with _lock:
         eng = _engines.get(db_url)
         if eng is None:
-            eng = create_engine(db_url, pool_pre_ping=True)
-            metadata.create_all(eng)
+            eng = create_engine(db_url)
+            ensure_schema(eng, "predictions")
             _engines[db_url] = eng
         return eng
 
@@ -48,7 +45,7 @@ def engine(db_url: str) -> sa.Engine:
 def record_drift(
     db_url: str,
     project: str,
-    result: DriftResult,
+    result: DriftOutcome,
     *,
     model_version: str,
     reference_hash: str,
@@ -67,7 +64,7 @@ def record_drift(
         "report_path": str(report_path),
     }
     with engine(db_url).begin() as conn:
-        inserted = conn.execute(drift_table.insert().values(**row))
+        inserted = conn.execute(drift_results.insert().values(**row))
         key = inserted.inserted_primary_key
         return int(key[0]) if key else 0
 
@@ -79,9 +76,9 @@ def latest_drift(db_url: str, project: str) -> dict[str, Any] | None:
     None when the project has no check yet.
     """
     query = (
-        sa.select(drift_table)
-        .where(drift_table.c.project == project)
-        .order_by(drift_table.c.at.desc(), drift_table.c.id.desc())
+        sa.select(drift_results)
+        .where(drift_results.c.project == project)
+        .order_by(drift_results.c.at.desc(), drift_results.c.id.desc())
         .limit(1)
     )
     with engine(db_url).connect() as conn:

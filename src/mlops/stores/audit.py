@@ -1,7 +1,8 @@
-"""Append-only audit log of every governance decision, in any SQLAlchemy database.
+"""Append-only audit log of every governance decision, in the control database.
 
-The log offers ``record`` and ``history`` and nothing that updates or deletes. On SQLite the
-table is also guarded by triggers, so even a hand-written UPDATE or DELETE is refused.
+The log offers ``record`` and ``history`` and nothing that updates or deletes; the database refuses
+UPDATE and DELETE itself (and TRUNCATE on Postgres), by triggers that a migration installs
+(``migrations/versions/control``), so even a hand-written statement cannot rewrite history.
 """
 
 from __future__ import annotations
@@ -13,32 +14,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mlops.db import create_engine
-
-metadata = sa.MetaData()
-audit_table = sa.Table(
-    "audit_log",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("action", sa.String(50), nullable=False),
-    sa.Column("project", sa.String(100), nullable=False),
-    sa.Column("model_name", sa.String(200), nullable=False),
-    sa.Column("alias", sa.String(50)),
-    sa.Column("from_version", sa.String(50)),
-    sa.Column("to_version", sa.String(50)),
-    sa.Column("decision", sa.String(50), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("details", sa.Text, nullable=False, default="{}"),
-)
-
-_SQLITE_GUARDS = (
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
-)
+from mlops.stores.engine import create_engine
+from mlops.stores.migrate import ensure_schema
+from mlops.stores.tables import audit_log
 
 
 @dataclass
@@ -70,12 +48,9 @@ class AuditLog:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = create_engine(self.url, pool_pre_ping=True)
-            metadata.create_all(self._engine)
-            if self._engine.dialect.name == "sqlite":
-                with self._engine.begin() as conn:
-                    for ddl in _SQLITE_GUARDS:
-                        conn.exec_driver_sql(ddl)
+            engine = create_engine(self.url)
+            ensure_schema(engine, "control")
+            self._engine = engine
         return self._engine
 
     def record(self, event: AuditEvent) -> AuditEvent:
@@ -84,18 +59,18 @@ class AuditLog:
         row["at"] = event.at
         row["details"] = json.dumps(event.details, default=str, sort_keys=True)
         with self.engine.begin() as conn:
-            result = conn.execute(audit_table.insert().values(**row))
+            result = conn.execute(audit_log.insert().values(**row))
             event.id = int(result.inserted_primary_key[0]) if result.inserted_primary_key else None
         return event
 
     def history(
         self, *, project: str | None = None, model_name: str | None = None, limit: int | None = None
     ) -> list[AuditEvent]:
-        query = sa.select(audit_table).order_by(audit_table.c.id)
+        query = sa.select(audit_log).order_by(audit_log.c.id)
         if project:
-            query = query.where(audit_table.c.project == project)
+            query = query.where(audit_log.c.project == project)
         if model_name:
-            query = query.where(audit_table.c.model_name == model_name)
+            query = query.where(audit_log.c.model_name == model_name)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         events = []

@@ -1,0 +1,79 @@
+"""Every table of the project's own databases, as SQLAlchemy Core metadata (the migrations' target).
+
+Two databases, named in ``Settings.databases``:
+
+- ``control``: the audit log (and the jobs, rollouts and locks later issues add): small, precious.
+- ``predictions``: the high-volume prediction log with its feedback, and the drift results computed
+  from it.
+
+Column names and types are those the tables had before migrations existed (commit 117f35d), so data
+written then reads back unchanged. A change here needs a revision in ``migrations/versions``
+(``alembic check`` in tests/integration/test_migrations.py fails otherwise).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+control = sa.MetaData()
+prediction_log = sa.MetaData()
+METADATA: dict[str, sa.MetaData] = {"control": control, "predictions": prediction_log}
+
+audit_log = sa.Table(
+    "audit_log",
+    control,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("alias", sa.String(50)),
+    sa.Column("from_version", sa.String(50)),
+    sa.Column("to_version", sa.String(50)),
+    sa.Column("decision", sa.String(50), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, default="{}"),
+)
+
+predictions = sa.Table(
+    "predictions",
+    prediction_log,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("project", sa.String(100), nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("runtime", sa.String(20), nullable=False),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("prediction", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+)
+
+feedback = sa.Table(
+    "feedback",
+    prediction_log,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("true_label", sa.Integer, nullable=False),
+    sa.Column("correct", sa.Boolean, nullable=False),
+)
+
+drift_results = sa.Table(
+    "drift_results",
+    prediction_log,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("project", sa.String(100), nullable=False, index=True),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("reference_hash", sa.String(128), nullable=False),
+    sa.Column("current_rows", sa.Integer, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("detected", sa.Boolean, nullable=False),
+    sa.Column("features", sa.Text, nullable=False),  # JSON: name -> {score, drifted, method}
+    sa.Column("report_path", sa.Text, nullable=False, default=""),
+)
