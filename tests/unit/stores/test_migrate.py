@@ -38,7 +38,7 @@ def test_workers_starting_together_migrate_once(tmp_path: Path) -> None:
         subprocess.Popen(
             [sys.executable, "-c", RACE, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        for _ in range(4)
+        for _ in range(6)
     ]
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err[-800:] for _, err in results]
