@@ -182,6 +182,7 @@ def server_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerSta
             "MLOPS_S3_ENDPOINT_URL": s3_url,
             "MLOPS_ARTIFACT_BUCKET": bucket,
         }
+        _run([str(BIN / "mlops"), "db", "upgrade"], stack.env)  # the init step of compose and k8s
         stack.urls = {"zenml": zenml_url, "mlflow": mlflow_url, "s3": s3_url}
         yield stack
     finally:

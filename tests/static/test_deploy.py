@@ -293,7 +293,13 @@ def test_compose_services_health_dependencies_ports_volumes() -> None:
         "inference", "prometheus", "grafana", "pipeline",
     } <= set(services)  # fmt: skip
     one_shots = {name for name, s in services.items() if s.get("restart") == "no"}
-    assert one_shots == {"minio-init", "zenml-bootstrap", "pipeline"}
+    assert one_shots == {"minio-init", "zenml-bootstrap", "pipeline", "db-migrate"}
+    # the databases are migrated (`mlops db upgrade`) before the service or a pipeline uses them
+    assert services["db-migrate"]["command"] == ["mlops", "db", "upgrade"]
+    for name in ("inference", "pipeline"):
+        assert services[name]["depends_on"]["db-migrate"] == {"condition": "service_completed_successfully"}
+    for key in ("MLOPS_AUDIT_DB_URL", "MLOPS_PREDICTION_LOG_URL"):
+        assert services["db-migrate"]["environment"][key] == services["inference"]["environment"][key]
     for name, service in services.items():
         if name not in one_shots:
             assert "healthcheck" in service, f"{name} needs a healthcheck"
@@ -529,6 +535,11 @@ def test_deployment_probes_resources_security_and_secret_refs() -> None:
     assert {"requests", "limits"} <= set(container["resources"])
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    (migrate,) = pod["initContainers"]  # the databases at this release's schema before serving
+    assert migrate["args"] == ["mlops", "db", "upgrade"] and migrate["image"] == container["image"]
+    assert migrate["securityContext"]["allowPrivilegeEscalation"] is False
+    db_env = {e["name"]: e for e in container["env"] if e["name"].endswith(("_DB_URL", "_LOG_URL"))}
+    assert db_env and all(e in migrate["env"] for e in db_env.values())
     config_map = docs["ConfigMap"]["metadata"]["name"]
     assert {"configMapRef": {"name": config_map}} in container["envFrom"]
     secret_env = {e["name"] for e in container["env"] if "secretKeyRef" in e.get("valueFrom", {})}

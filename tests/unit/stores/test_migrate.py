@@ -1,0 +1,60 @@
+"""Embedded SQLite files are migrated on first use, once, even when several processes start at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mlops.stores import migrate
+from mlops.stores.engine import create_engine
+
+RACE = """
+import sys
+from mlops.stores.engine import create_engine
+from mlops.stores.migrate import ensure_schema
+engine = create_engine(sys.argv[1])
+ensure_schema(engine, "predictions")
+with engine.connect() as conn:
+    print(conn.exec_driver_sql("SELECT count(*) FROM predictions").scalar())
+"""
+
+
+def test_first_use_of_an_embedded_file_upgrades_it_to_head(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state/predictions.db"
+    engine = create_engine(url)
+    migrate.ensure_schema(engine, "predictions")
+    with engine.connect() as conn:
+        assert migrate.current_heads(conn) == migrate.script_heads(["predictions"])
+        assert {"predictions", "feedback", "drift_results"} <= set(sa.inspect(conn).get_table_names())
+    engine.dispose()
+
+
+def test_workers_starting_together_migrate_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/log.db"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, [err[-800:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0"] * 6
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"SELECT version_num FROM {migrate.VERSION_TABLE}").scalars().all()
+    engine.dispose()
+    assert rows == migrate.script_heads(["predictions"])
+
+
+def test_each_database_has_its_own_branch_and_head() -> None:
+    heads = migrate.script_heads(["control", "predictions"])
+    assert len(set(heads)) == 2
+    from alembic.script import ScriptDirectory
+
+    for database in ("control", "predictions"):
+        script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://", [database], only=True))
+        assert [r.revision for r in script.get_revisions("heads")] == migrate.script_heads([database])
