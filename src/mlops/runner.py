@@ -7,7 +7,8 @@ from typing import Any
 
 from mlops.errors import GateFailed, MlopsError, NotFound, PromotionRefused
 from mlops.projects import ProjectSpec, get_project
-from mlops.settings import Settings, apply_environment
+from mlops.configure import configure_libraries
+from mlops.settings import Settings
 
 
 def run_training(settings: Settings, project: str) -> dict[str, Any]:
@@ -80,8 +81,7 @@ def run_monitoring(
 
 
 def _prepare(settings: Settings, project: str) -> ProjectSpec:
-    apply_environment(settings)
-    _cache_distribution_lookup()
+    configure_libraries(settings)
     return get_project(project)
 
 
@@ -140,19 +140,3 @@ def run_outputs(run: Any) -> dict[str, Any]:
     if "promote_model" in steps:
         out["promotion"] = steps["promote_model"].outputs["promotion_decision"][0].load()
     return out
-
-
-def _cache_distribution_lookup() -> None:
-    """ZenML resolves each materializer's package with ``importlib.metadata.packages_distributions()``
-    and MLflow checks our pinned requirements with the ``importlib_metadata`` backport's copy of it; each
-    call rescans every installed distribution (0.5-0.7 s here). The installed set does not change during
-    a run, so both share one memoised scan for this process (the two agree on every package name).
-    """
-    import functools
-    import importlib.metadata
-
-    import importlib_metadata
-
-    if not hasattr(importlib.metadata.packages_distributions, "cache_info"):
-        importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)
-        importlib_metadata.packages_distributions = importlib.metadata.packages_distributions

@@ -1,13 +1,11 @@
 """One settings object for every mode; read from the environment (prefix ``MLOPS_``) or ``.env``.
 
-Nothing here touches the disk or the network at import time. ``apply_environment`` is the single
-place that points ZenML and MLflow at the project's state folder; entry points call it before
-importing either library.
+Nothing here touches the disk, the network or the process environment: ``mlops.configure`` is the
+one place that points ZenML and MLflow at the project's state folder (entry points only).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -166,26 +164,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-def apply_environment(settings: Settings | None = None) -> Settings:
-    """Point ZenML and MLflow at the state folder. Call before importing zenml or mlflow."""
-    s = settings or get_settings()
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ZENML_CONFIG_PATH", str(s.zenml_config_path))
-    # Source root for step sources (the folder that holds the `mlops` package); without it ZenML
-    # guesses from __main__, which fails under `python -c` and in subprocesses.
-    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
-    os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
-    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
-    os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    # A registry outage should surface in seconds (the service keeps serving), not after minutes of retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    os.environ["MLFLOW_TRACKING_URI"] = s.mlflow_tracking_uri
-    os.environ["MLFLOW_REGISTRY_URI"] = s.mlflow_registry_uri
-    return s
