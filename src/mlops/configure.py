@@ -10,6 +10,8 @@ explicit URIs from ``Settings`` and steps get their settings as parameters.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlops.settings import Settings
@@ -49,6 +51,26 @@ def configure_libraries(settings: Settings) -> Settings:
     os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
     _cache_distribution_lookup()
     return settings
+
+
+@contextmanager
+def scoped_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for one call, then put back as it was.
+
+    For the one call that MLflow 3.17 offers no explicit URI for: its SQL model-registry store
+    resolves a ``models:/m-<id>`` source with a bare ``MlflowClient()`` inside
+    ``SqlAlchemyStore.create_model_version`` (MLflow's own TODO there), so registering a logged
+    model on a SQLite/Postgres registry reads the global URI whatever the client was built with.
+    Not thread-safe: used by training only, never on the service's request path.
+    """
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # None also removes the variable, as before the call
 
 
 def _cache_distribution_lookup() -> None:

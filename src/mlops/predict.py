@@ -6,7 +6,7 @@ from typing import Any
 
 from mlops.errors import NotFound, UsageError
 from mlops.projects import get_project
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 
 
 def validate_row(project: str, row: Any) -> dict[str, Any]:
@@ -35,9 +35,7 @@ def predict_from_registry(
     settings: Settings, project: str, row: Any, *, alias: str = "production"
 ) -> dict[str, Any]:
     validate_row(project, row)
-    apply_environment(settings)
     spec = get_project(project)
-    import mlflow.pyfunc
     import numpy as np
 
     from mlops.ml.evaluate import predict_classes
@@ -45,11 +43,11 @@ def predict_from_registry(
     from mlops.registry import Registry
 
     registry = Registry(settings, project)
-    version = registry.alias_version(alias)  # also binds mlflow's process-wide URIs to these settings
+    version = registry.alias_version(alias)
     if version is None:
         raise NotFound(f"no model holds alias {alias!r} of {registry.name!r}", hint="run `mlops train` first")
     uri = f"models:/{registry.name}@{alias}"
-    model = mlflow.pyfunc.load_model(uri).get_raw_model()
+    model = registry.load_native(version)
     proba = np.asarray(model.predict_proba(to_frame(spec, [row])))
     threshold = registry.version(version).tags.get("threshold")
     cls = int(predict_classes(spec, proba, float(threshold) if threshold else None)[0])
