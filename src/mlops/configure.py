@@ -70,7 +70,7 @@ def scoped_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)  # None also removes the variable, as before the call
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None: unset, as before the call
 
 
 def _cache_distribution_lookup() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MlopsError(Exception):
     """An expected failure with a message for humans and a hint on how to fix it."""
@@ -41,3 +43,42 @@ class PromotionRefused(MlopsError):
 
 class AliasConflict(PromotionRefused):
     """The alias moved between our read and our write (compare-and-set failed)."""
+
+
+# ----- errors as data: across processes (steps, the retrain worker) without re-parsing text -----
+ERROR_TYPES: dict[str, type[MlopsError]] = {
+    cls.__name__: cls
+    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict)
+}
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """The structured form of ``exc`` (JSON values): type, message, hint, reasons, exit code. Any other
+    exception is described as a plain ``MlopsError`` of its type's name and message."""
+    if isinstance(exc, MlopsError):
+        return {
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "hint": exc.hint,
+            "reasons": list(exc.reasons),
+            "exit_code": exc.exit_code,
+        }
+    return {
+        "type": "MlopsError",
+        "message": f"{type(exc).__name__}: {exc}",
+        "hint": "",
+        "reasons": [],
+        "exit_code": MlopsError.exit_code,
+    }
+
+
+def error_from_data(data: dict[str, Any], *, context: str = "") -> MlopsError:
+    """The error that ``error_data`` described, as its own type (unknown types: ``MlopsError``);
+    ``context`` prefixes the message (e.g. which step of which run failed)."""
+    cls = ERROR_TYPES.get(str(data.get("type", "")), MlopsError)
+    message = str(data.get("message", ""))
+    return cls(
+        f"{context}{message}",
+        hint=str(data.get("hint", "")),
+        reasons=[str(r) for r in data.get("reasons") or []],
+    )

@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin"}
 # URLs that may carry a password (``postgresql://user:password@host/db``).
 URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
+# Never step parameters (ZenML stores those in its database and shows them in the dashboard): the API
+# keys, and the webhook URL (its token is usually in the path, where ``mask_url`` cannot see it).
+NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url"})
 
 
 def mask_url(url: str) -> str:
@@ -113,6 +116,24 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name in URL_FIELDS else value
+
+    # ----- settings as step parameters: the non-secret ones travel, secrets stay in the environment -----
+    def step_parameters(self) -> dict[str, Any]:
+        """These settings as JSON values for a pipeline run's parameters, without any secret: no API
+        key, no webhook URL, no URL that carries a password (a step reads those from its own
+        process environment, as ``from_step_parameters`` does)."""
+        values = self.model_dump(mode="json", exclude=set(NOT_STEP_PARAMETERS))
+        values["home"] = str(self.state_dir)  # absolute: a step may run in another working directory
+        for name in URL_FIELDS:
+            if name in values and urlsplit(values[name]).password:
+                del values[name]
+        return values
+
+    @classmethod
+    def from_step_parameters(cls, values: dict[str, Any]) -> Settings:
+        """Settings inside a step: the run's parameters, and what they leave out (the secrets) from
+        the step process's environment (``MLOPS_*``, ``.env``), as the orchestrator provides it."""
+        return cls(**values)
 
     # ----- derived locations (pure: nothing is created here) -----
     @property

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from mlops.configure import configure_libraries
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
@@ -16,7 +17,6 @@ from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.problems import validation_error
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
 from mlops.serving.schemas import row_model
-from mlops.configure import configure_libraries
 from mlops.settings import Settings, get_settings
 
 ROUTERS = (health.router, model.router, retrain.router, feedback.router, prometheus.router)
