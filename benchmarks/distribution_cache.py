@@ -39,7 +39,9 @@ def train_once(mode: str, home: Path, project: str, src: Path) -> float:
     env["PYTHONPATH"] = str(src)  # a frozen copy of the package may be measured while work goes on
     cmd = [sys.executable, "-c", LAUNCH, mode, "train", "--project", project, "--json"]
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, capture_output=True)
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"mlops train failed ({mode}):\n{done.stderr[-3000:]}")
     return time.perf_counter() - start
 
 

@@ -54,10 +54,10 @@ def iris_spec():
 @pytest.fixture
 def registered_iris(settings):
     """A real registered, promoted iris model in this test's temporary MLflow registry."""
+    from mlops.configure import configure_libraries
     from mlops.lifecycle import train_register_promote
-    from mlops.settings import apply_environment
 
-    apply_environment(settings)
+    configure_libraries(settings)
     return train_register_promote(settings, "iris")
 
 

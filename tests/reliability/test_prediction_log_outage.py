@@ -20,8 +20,9 @@ import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlops.configure import configure_libraries
 from mlops.lifecycle import train_register_promote
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from tests.integration.processes import LoadGenerator, free_port, start_service
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -145,7 +146,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 
 def test_log_database_outage_under_load(tmp_path: Path, log_database: str, figures) -> None:
     home = tmp_path / "state"
-    settings = apply_environment(Settings(home=home, actor="pytest"))
+    settings = configure_libraries(Settings(home=home, actor="pytest"))
     train_register_promote(settings, "iris")
     proxy = TcpProxy(free_port(), ("127.0.0.1", 5432))
     proxy.start()

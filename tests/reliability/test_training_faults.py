@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from mlops.configure import configure_libraries
 from mlops.registry import Registry
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from tests.integration.processes import MLOPS, service_env
 
 STEPS = [
@@ -118,8 +119,8 @@ def home(tmp_path: Path) -> Path:
         "import numpy as np\n"
         "from mlops.lifecycle import train_register_promote\n"
         "from mlops.projects import get_project\n"
-        "from mlops.settings import Settings, apply_environment\n"
-        f"settings = apply_environment(Settings(home={str(home)!r}))\n"
+        "from mlops.configure import configure_libraries\nfrom mlops.settings import Settings\n"
+        f"settings = configure_libraries(Settings(home={str(home)!r}))\n"
         "spec = get_project('iris')\n"
         "frame = spec.load(settings)\n"
         "flip = np.random.default_rng(0).random(len(frame)) < 0.1\n"
@@ -132,7 +133,7 @@ def home(tmp_path: Path) -> Path:
 
 def test_training_killed_at_every_step_moves_no_alias(home: Path, tmp_path: Path, figures) -> None:
     env = service_env(home)
-    registry = Registry(apply_environment(Settings(home=home, actor="pytest")), "iris")
+    registry = Registry(configure_libraries(Settings(home=home, actor="pytest")), "iris")
     aliases = registry.aliases()
     assert "production" in aliases
 

@@ -17,8 +17,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from mlops.configure import configure_libraries
 from mlops.registry import Registry
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from tests.integration.processes import MLOPS, service_env
 
 STEPS = [
@@ -74,7 +75,7 @@ def _mlops(args: list[str], env: dict[str, str]) -> str:
 def test_training_killed_at_every_step(tmp_path, figures) -> None:
     home = tmp_path / "state"
     env = service_env(home)
-    settings = apply_environment(Settings(home=home, actor="pytest"))
+    settings = configure_libraries(Settings(home=home, actor="pytest"))
     registry = Registry(settings, "iris")
     zenml_db = home / "zenml" / "local_stores" / "default_zen_store" / "zenml.db"
     log = tmp_path / "killed-runs.log"
