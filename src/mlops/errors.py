@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -82,3 +86,28 @@ def error_from_data(data: dict[str, Any], *, context: str = "") -> MlopsError:
         hint=str(data.get("hint", "")),
         reasons=[str(r) for r in data.get("reasons") or []],
     )
+
+
+@dataclass
+class JobResult:
+    """What a worker process hands back (``python -m mlops.worker``): its outputs, or its error as data.
+    Defined here, below every layer, so the service reads what the worker writes without importing it."""
+
+    ok: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def model_version(self) -> str | None:
+        return str(self.outputs.get("model", {}).get("version") or "") or None
+
+    def write(self, path: Path) -> None:
+        """Atomically: a reader sees no file or the whole result."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(self), default=str))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> JobResult:
+        data = json.loads(path.read_text())
+        return cls(ok=bool(data["ok"]), outputs=dict(data.get("outputs") or {}), error=data.get("error"))
