@@ -161,7 +161,7 @@ CAUGHT = {
     "aliased mlflow": "import mlflow as mf\nmf.set_tracking_uri('x')",
     "submodule call": "import mlflow.tracking\nmlflow.tracking.set_tracking_uri('x')",
     "imported setter": "from mlflow import set_tracking_uri",
-    "MLflow env var object": "from mlflow import environment_variables as ev\nev.MLFLOW_TRACKING_URI.set('x')",
+    "MLflow env var object": "import mlflow.environment_variables as ev\nev.MLFLOW_TRACKING_URI.set('x')",
     "inside a method": "import os\nclass A:\n    def f(self):\n        os.environ['X'] = '1'",
     "configure.py outside the allowed functions": "import os\ndef other():\n    os.environ['X'] = '1'",
 }
