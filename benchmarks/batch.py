@@ -26,8 +26,9 @@ import json, resource, sys, time
 from pathlib import Path
 mode, project, source, out, chunk = sys.argv[1:6]
 source, out, chunk = Path(source), Path(out), int(chunk)
-from mlops.settings import apply_environment, get_settings
-settings = apply_environment(get_settings())
+from mlops.configure import configure_libraries
+from mlops.settings import get_settings
+settings = configure_libraries(get_settings())
 from mlops import runtime
 from mlops.registry import Registry
 from mlops.projects import get_project
@@ -117,10 +118,11 @@ def main() -> None:
         }
         os.environ.update(env)
         from common import train_register_promote
-        from mlops.settings import apply_environment, get_settings
+        from mlops.configure import configure_libraries
+        from mlops.settings import get_settings
 
         get_settings.cache_clear()
-        train_register_promote(apply_environment(get_settings()), args.project)
+        train_register_promote(configure_libraries(get_settings()), args.project)
         results = []
         for size in args.sizes:
             source = Path(tmp) / f"in-{size}.parquet"

@@ -71,10 +71,10 @@ def register_another_version(env: dict[str, str], production: str) -> str:
     """Train and register one more iris version (another seed) and leave ``production`` where it was."""
     code = (
         "import json, sys\n"
-        "from mlops.settings import apply_environment, get_settings\n"
+        "from mlops.configure import configure_libraries\nfrom mlops.settings import get_settings\n"
         "from tests.support.training import train_register_promote\n"
         "from mlops.registry import Registry\n"
-        "s = apply_environment(get_settings())\n"
+        "s = configure_libraries(get_settings())\n"
         "m = train_register_promote(s, 'iris', seed=s.seed + 1)['model']\n"
         "r = Registry(s, 'iris')\n"
         "r.client.set_registered_model_alias(r.name, 'production', sys.argv[1])\n"

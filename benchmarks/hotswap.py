@@ -187,11 +187,12 @@ def swap_cost(env: dict[str, str], versions: tuple[str, str], repeats: int) -> d
     (resolve, load, smoke test, swap, without the poll wait and without load), and ``runtime.load``."""
     code = f"""
 import asyncio, json, statistics, time
-from mlops.settings import apply_environment, get_settings
+from mlops.configure import configure_libraries
+from mlops.settings import get_settings
 from mlops.serving.model_manager import ModelManager
 from mlops.registry import Registry
 from mlops import runtime
-s = apply_environment(get_settings())
+s = configure_libraries(get_settings())
 m, r = ModelManager(s, "iris", "production"), Registry(s, "iris")
 versions, checks, loads = {list(versions)!r}, [], []
 async def main():

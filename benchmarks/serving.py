@@ -214,9 +214,9 @@ def prepare(state: Path) -> tuple[dict[str, str], str]:
     )
     code = (
         "import json\n"
-        "from mlops.settings import apply_environment, get_settings\n"
+        "from mlops.configure import configure_libraries\nfrom mlops.settings import get_settings\n"
         "from tests.support.training import train_register_promote\n"
-        "s = apply_environment(get_settings())\n"
+        "s = configure_libraries(get_settings())\n"
         "m = train_register_promote(s, 'iris')['model']\n"
         "print(json.dumps({'uri': s.mlflow_tracking_uri, 'name': m['name'], 'version': m['version']}))\n"
     )

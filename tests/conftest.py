@@ -32,6 +32,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(_SESSION_ROOT, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """Entry points run in-process here (the CLI, the app factory, the runner) and their one
+    ``configure_libraries`` writes the process environment: each test starts from the session's."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """Settings whose state (MLflow, audit, prediction log) lives in this test's tmp folder."""
@@ -54,10 +65,10 @@ def iris_spec():
 @pytest.fixture
 def registered_iris(settings):
     """A real registered, promoted iris model in this test's temporary MLflow registry."""
-    from mlops.settings import apply_environment
+    from mlops.configure import configure_libraries
     from tests.support.training import train_register_promote
 
-    apply_environment(settings)
+    configure_libraries(settings)
     return train_register_promote(settings, "iris")
 
 

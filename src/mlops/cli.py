@@ -67,9 +67,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output."
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _settings(project: str | None) -> tuple[Settings, str]:
+def _settings(project: str | None, *, configure: bool = True) -> tuple[Settings, str]:
+    """The settings and the validated project name; ``configure`` (every command that reaches ZenML or
+    MLflow) points those libraries at the state folder first: the CLI's one ``configure_libraries``."""
     settings = get_settings()
     name = project or settings.project
+    if configure:
+        from mlops.configure import configure_libraries
+
+        configure_libraries(settings)
     from mlops.projects import get_project
 
     get_project(name)  # validates the name with a helpful message
@@ -96,9 +102,7 @@ def _require_alias(settings: Settings, project: str, alias: str) -> None:
 
 def _quiet_libraries() -> None:
     import logging
-    import os
 
-    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
     for name in ("mlflow", "alembic", "zenml", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -321,7 +325,7 @@ def generate(
     project: ProjectOpt = None,
 ) -> None:
     """Write realistic synthetic rows (readmission: the diabetic_data.csv schema), in bounded memory."""
-    _, name = _settings(project)
+    _, name = _settings(project, configure=False)
     if name != "readmission":
         raise UsageError(f"no data generator for project {name!r}", hint="use --project readmission")
     _check_output(output, (".csv", ".parquet"))
@@ -503,9 +507,9 @@ def stack_apply(
     as_json: JsonOpt = False,
 ) -> None:
     """Register (or update) the stack, its components and secrets; idempotent."""
-    from mlops.settings import apply_environment
+    from mlops.configure import configure_libraries
 
-    apply_environment(get_settings())
+    configure_libraries(get_settings())
     import yaml
 
     from mlops import stacks

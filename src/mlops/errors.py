@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
 
 class MlopsError(Exception):
     """An expected failure with a message for humans and a hint on how to fix it."""
@@ -41,3 +47,67 @@ class PromotionRefused(MlopsError):
 
 class AliasConflict(PromotionRefused):
     """The alias moved between our read and our write (compare-and-set failed)."""
+
+
+# ----- errors as data: across processes (steps, the retrain worker) without re-parsing text -----
+ERROR_TYPES: dict[str, type[MlopsError]] = {
+    cls.__name__: cls
+    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict)
+}
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """The structured form of ``exc`` (JSON values): type, message, hint, reasons, exit code. Any other
+    exception is described as a plain ``MlopsError`` of its type's name and message."""
+    if isinstance(exc, MlopsError):
+        return {
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "hint": exc.hint,
+            "reasons": list(exc.reasons),
+            "exit_code": exc.exit_code,
+        }
+    return {
+        "type": "MlopsError",
+        "message": f"{type(exc).__name__}: {exc}",
+        "hint": "",
+        "reasons": [],
+        "exit_code": MlopsError.exit_code,
+    }
+
+
+def error_from_data(data: dict[str, Any], *, context: str = "") -> MlopsError:
+    """The error that ``error_data`` described, as its own type (unknown types: ``MlopsError``);
+    ``context`` prefixes the message (e.g. which step of which run failed)."""
+    cls = ERROR_TYPES.get(str(data.get("type", "")), MlopsError)
+    message = str(data.get("message", ""))
+    return cls(
+        f"{context}{message}",
+        hint=str(data.get("hint", "")),
+        reasons=[str(r) for r in data.get("reasons") or []],
+    )
+
+
+@dataclass
+class JobResult:
+    """What a worker process hands back (``python -m mlops.worker``): its outputs, or its error as data.
+    Defined here, below every layer, so the service reads what the worker writes without importing it."""
+
+    ok: bool
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+
+    @property
+    def model_version(self) -> str | None:
+        return str(self.outputs.get("model", {}).get("version") or "") or None
+
+    def write(self, path: Path) -> None:
+        """Atomically: a reader sees no file or the whole result."""
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(self), default=str))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> JobResult:
+        data = json.loads(path.read_text())
+        return cls(ok=bool(data["ok"]), outputs=dict(data.get("outputs") or {}), error=data.get("error"))

@@ -10,7 +10,7 @@ from typing import Any
 from mlops.artifacts import load_artifact, training_run
 from mlops.errors import NotFound
 from mlops.registry import Registry
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 
 
 def for_request(settings: Settings, request_id: str) -> dict[str, Any]:
@@ -26,7 +26,6 @@ def for_request(settings: Settings, request_id: str) -> dict[str, Any]:
 
 
 def for_version(settings: Settings, project: str, version: str) -> dict[str, Any]:
-    apply_environment(settings)
     reg = Registry(settings, project)
     info = reg.version(version)
     tags = info.tags
@@ -39,19 +38,18 @@ def for_version(settings: Settings, project: str, version: str) -> dict[str, Any
             "created_at": info.created_at,
             "metrics": info.metrics,
         },
-        "mlflow_run": _mlflow_run(info.run_id),
+        "mlflow_run": _mlflow_run(reg, info.run_id),
         "code": {"git_commit": tags.get("git_commit", "unknown")},
     }
     chain.update(training_run(tags.get("zenml_run_id", ""), tags.get("dataset_hash", "")))
     return chain
 
 
-def _mlflow_run(run_id: str) -> dict[str, Any]:
-    import mlflow
+def _mlflow_run(reg: Registry, run_id: str) -> dict[str, Any]:
     from mlflow.exceptions import MlflowException
 
     try:
-        run = mlflow.get_run(run_id)
+        run = reg.client.get_run(run_id)
     except MlflowException as exc:
         return {"id": run_id, "resolved": False, "error": str(exc)}
     return {

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlops.errors import NotFound, UsageError
 from mlops.projects import get_project
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 
 
 def validate_row(project: str, row: Any) -> dict[str, Any]:
@@ -37,7 +37,6 @@ def predict_from_registry(
 ) -> dict[str, Any]:
     """One prediction by the version that holds ``alias``, loaded and scored as the service does."""
     validate_row(project, row)
-    apply_environment(settings)
     spec = get_project(project)
     from mlops import runtime
     from mlops.registry import Registry

@@ -64,13 +64,10 @@ class Registry:
 
     @property
     def client(self) -> MlflowClient:
+        """A client bound to these settings' URIs (never the process-wide ones)."""
         if self._client is None:
-            import mlflow
             from mlflow import MlflowClient
 
-            # `models:/` URIs given to mlflow.*.load_model resolve through the process-wide URIs.
-            mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
-            mlflow.set_registry_uri(self.settings.mlflow_registry_uri)
             self._client = MlflowClient(
                 tracking_uri=self.settings.mlflow_tracking_uri, registry_uri=self.settings.mlflow_registry_uri
             )
@@ -156,10 +153,23 @@ class Registry:
 
     # ----- models -----
     def load_native(self, version: str) -> Any:
+        """The version's scikit-learn model, through these settings' URIs only: the client resolves
+        where the version's files are, they are downloaded and loaded from the local copy. (MLflow
+        resolves ``models:/…`` URIs through the process-wide registry URI, whatever is passed.)"""
+        import tempfile
+
+        import mlflow.artifacts
         import mlflow.sklearn
 
-        _ = self.client  # binds the process-wide URIs to these settings
-        return mlflow.sklearn.load_model(f"models:/{self.name}/{version}")
+        location = self.client.get_model_version_download_uri(self.name, str(version))
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=location,
+                dst_path=tmp,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+                registry_uri=self.settings.mlflow_registry_uri,
+            )
+            return mlflow.sklearn.load_model(local)
 
     def threshold(self, version: str) -> float | None:
         """The decision threshold stored with a binary model (None: argmax)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlops.errors import GateFailed, MlopsError, NotFound, PromotionRefused
+from mlops.configure import configure_libraries
+from mlops.errors import MlopsError, error_from_data
 from mlops.projects import ProjectSpec, get_project
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 
 
 def run_training(settings: Settings, project: str) -> dict[str, Any]:
@@ -80,21 +81,21 @@ def run_monitoring(
 
 
 def _prepare(settings: Settings, project: str) -> ProjectSpec:
-    apply_environment(settings)
-    _cache_distribution_lookup()
+    configure_libraries(settings)
     return get_project(project)
 
 
 def _submit(settings: Settings, pipeline: Any, **params: Any) -> Any:
-    """Run ``pipeline``; a failed step comes back as our own error with its reasons, not ZenML's.
-    The run is marked while it lives, so a killed one is audited by the next command."""
+    """Run ``pipeline`` with these settings as its ``run_settings`` parameter (no secrets); a failed step
+    comes back as our own error with its reasons, not ZenML's. The run is marked while it lives, so a
+    killed one is audited by the next command."""
     from zenml.client import Client
 
     from mlops.governance.runs import tracked
 
     with tracked(settings, params["project"], pipeline.name) as run_name:
         try:
-            run = pipeline.with_options(run_name=run_name)(**params)
+            run = pipeline.with_options(run_name=run_name)(run_settings=settings.step_parameters(), **params)
         except RuntimeError as exc:
             raise _step_failure(run_name) or exc from None
     if run is None:  # only for orchestrators that return before the run exists
@@ -103,27 +104,24 @@ def _submit(settings: Settings, pipeline: Any, **params: Any) -> Any:
 
 
 def _step_failure(run_name: str) -> MlopsError | None:
-    """Turn the failed step of this run (not the latest one: runs may overlap) back into our error,
-    with every gate reason."""
+    """The failed step of this run (not the latest one: runs may overlap) as our error, rebuilt from
+    the data its failure hook stored (``steps.hooks.ERROR_METADATA``): type, message, reasons, hint."""
     from zenml.client import Client
+
+    from mlops.steps.hooks import ERROR_METADATA
 
     try:
         run = Client().get_pipeline_run(run_name, allow_name_prefix_match=False)
     except KeyError:
         return None
     for name, step_run in run.steps.items():
+        context = f"step {name!r} of run {run.name} failed: "
+        data = step_run.run_metadata.get(ERROR_METADATA)
+        if isinstance(data, dict):
+            return error_from_data(data, context=context)
         info = step_run.exception_info
-        if info is None or not info.message:
-            continue
-        first, *rest = info.message.splitlines()
-        reasons = [line.removeprefix("  - ") for line in rest if line.startswith("  - ")]
-        hint = next((line.removeprefix("hint: ") for line in rest if line.startswith("hint: ")), "")
-        source = info.source or ""
-        error_type = next(
-            (cls for cls in (GateFailed, PromotionRefused, NotFound) if source.endswith(cls.__name__)),
-            MlopsError,
-        )
-        return error_type(f"step {name!r} of run {run.name} failed: {first}", reasons=reasons, hint=hint)
+        if info is not None and info.message:  # no recorded error (the hook could not write it)
+            return MlopsError(context + info.message)
     return None
 
 
@@ -140,19 +138,3 @@ def run_outputs(run: Any) -> dict[str, Any]:
     if "promote_model" in steps:
         out["promotion"] = steps["promote_model"].outputs["promotion_decision"][0].load()
     return out
-
-
-def _cache_distribution_lookup() -> None:
-    """ZenML resolves each materializer's package with ``importlib.metadata.packages_distributions()``
-    and MLflow checks our pinned requirements with the ``importlib_metadata`` backport's copy of it; each
-    call rescans every installed distribution (0.5-0.7 s here). The installed set does not change during
-    a run, so both share one memoised scan for this process (the two agree on every package name).
-    """
-    import functools
-    import importlib.metadata
-
-    import importlib_metadata
-
-    if not hasattr(importlib.metadata.packages_distributions, "cache_info"):
-        importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)
-        importlib_metadata.packages_distributions = importlib.metadata.packages_distributions

@@ -111,8 +111,12 @@ def load(
     kind: RuntimeKind = "native"
     if prefer_onnx and info.onnx_parity:
         try:
-            uri = f"models:/{registry.name}/{version}/extra_files/model.onnx"
-            onnx_bytes = Path(mlflow.artifacts.download_artifacts(uri)).read_bytes()
+            files = registry.client.get_model_version_download_uri(registry.name, version)
+            onnx_bytes = Path(
+                mlflow.artifacts.download_artifacts(
+                    f"{files}/extra_files/model.onnx", tracking_uri=settings.mlflow_tracking_uri
+                )
+            ).read_bytes()
             scorer = OnnxScorer(_spec(project), onnx_bytes, threads)
             kind = "onnx"
         except Exception as exc:  # any failure here must leave a working native model

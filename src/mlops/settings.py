@@ -1,13 +1,11 @@
 """One settings object for every mode; read from the environment (prefix ``MLOPS_``) or ``.env``.
 
-Nothing here touches the disk or the network at import time. ``apply_environment`` is the single
-place that points ZenML and MLflow at the project's state folder; entry points call it before
-importing either library.
+Nothing here touches the disk, the network or the process environment: ``mlops.configure`` is the
+one place that points ZenML and MLflow at the project's state folder (entry points only).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin"}
 # URLs that may carry a password (``postgresql://user:password@host/db``).
 URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
+# Never step parameters (ZenML stores those in its database and shows them in the dashboard): the API
+# keys, and the webhook URL (its token is usually in the path, where ``mask_url`` cannot see it).
+NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url"})
 
 
 def mask_url(url: str) -> str:
@@ -116,6 +117,24 @@ class Settings(BaseSettings):
         for name, value in super().__repr_args__():
             yield name, mask_url(value) if name in URL_FIELDS else value
 
+    # ----- settings as step parameters: the non-secret ones travel, secrets stay in the environment -----
+    def step_parameters(self) -> dict[str, Any]:
+        """These settings as JSON values for a pipeline run's parameters, without any secret: no API
+        key, no webhook URL, no URL that carries a password (a step reads those from its own
+        process environment, as ``from_step_parameters`` does)."""
+        values = self.model_dump(mode="json", exclude=set(NOT_STEP_PARAMETERS))
+        values["home"] = str(self.state_dir)  # absolute: a step may run in another working directory
+        for name in URL_FIELDS:
+            if name in values and urlsplit(values[name]).password:
+                del values[name]
+        return values
+
+    @classmethod
+    def from_step_parameters(cls, values: dict[str, Any]) -> Settings:
+        """Settings inside a step: the run's parameters, and what they leave out (the secrets) from
+        the step process's environment (``MLOPS_*``, ``.env``), as the orchestrator provides it."""
+        return cls(**values)
+
     # ----- derived locations (pure: nothing is created here) -----
     @property
     def state_dir(self) -> Path:
@@ -173,26 +192,3 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
-
-
-def apply_environment(settings: Settings | None = None) -> Settings:
-    """Point ZenML and MLflow at the state folder. Call before importing zenml or mlflow."""
-    s = settings or get_settings()
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("ZENML_CONFIG_PATH", str(s.zenml_config_path))
-    # Source root for step sources (the folder that holds the `mlops` package); without it ZenML
-    # guesses from __main__, which fails under `python -c` and in subprocesses.
-    os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(Path(__file__).resolve().parent.parent))
-    os.environ.setdefault("ZENML_ANALYTICS_OPT_IN", "false")
-    os.environ.setdefault("ZENML_ENABLE_RICH_TRACEBACK", "false")
-    os.environ.setdefault("ZENML_LOGGING_VERBOSITY", "WARN")
-    os.environ.setdefault("AUTO_OPEN_DASHBOARD", "false")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("DO_NOT_TRACK", "true")
-    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
-    # A registry outage should surface in seconds (the service keeps serving), not after minutes of retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
-    os.environ["MLFLOW_TRACKING_URI"] = s.mlflow_tracking_uri
-    os.environ["MLFLOW_REGISTRY_URI"] = s.mlflow_registry_uri
-    return s

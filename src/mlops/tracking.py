@@ -1,4 +1,8 @@
-"""Everything a training run writes to MLflow tracking: params, metrics, plot, model, ONNX."""
+"""Everything a training run writes to MLflow tracking: params, metrics, plot, model, ONNX.
+
+Only through ``MlflowClient`` objects built from ``Settings`` (never MLflow's fluent API, which reads
+the process-wide tracking URI and active run).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import logging
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from mlflow import MlflowClient
     from sklearn.pipeline import Pipeline
 
     from mlops.settings import Settings
@@ -60,18 +66,22 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
-def ensure_experiment(settings: Settings, name: str) -> str:
-    import mlflow
+def client_for(settings: Settings) -> MlflowClient:
+    """An MLflow client bound to these settings' URIs (never the process-wide ones)."""
+    from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri)
-    experiment = mlflow.get_experiment_by_name(name)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+
+
+def ensure_experiment(settings: Settings, name: str, client: MlflowClient | None = None) -> str:
+    client = client or client_for(settings)
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
     location = (
         settings.mlflow_artifact_location if settings.mlflow_tracking_uri.startswith("sqlite") else None
     )
-    return str(mlflow.create_experiment(name, artifact_location=location))
+    return str(client.create_experiment(name, artifact_location=location))
 
 
 def log_training_run(
@@ -87,46 +97,106 @@ def log_training_run(
     params: dict[str, Any],
     tags: dict[str, str],
 ) -> ModelRef:
-    """One MLflow run with everything needed to reproduce and serve the model; registers a new version."""
-    import mlflow
-    import mlflow.sklearn
-    from mlflow.models import infer_signature
+    """One MLflow run with everything needed to reproduce and serve the model; registers a new version.
+
+    Every call goes through a client bound to ``settings``: the run, its params/metrics/artifacts,
+    the logged model (saved locally by the sklearn flavor, then uploaded) and the model version.
+    This is what ``mlflow.sklearn.log_model(registered_model_name=...)`` does, minus its reliance on
+    the process-wide tracking URI and the active-run stack.
+    """
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
+    from mlflow.models import Model, infer_signature
+    from mlflow.tracking.context.registry import resolve_tags
 
     from mlops.ml.model import to_frame
 
-    experiment_id = ensure_experiment(settings, settings.experiment(spec.name))
+    client = client_for(settings)
+    experiment_id = ensure_experiment(settings, settings.experiment(spec.name), client)
     name = settings.registered_model_name(spec.name)
     x = to_frame(spec, holdout)
     signature = infer_signature(x, model.predict_proba(x))
     # Our trust model for cloudpickle is documented below; do not warn on every run.
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
-    with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags(tags)
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(parity, "onnx_parity.json")
-        mlflow.log_image(_png(confusion_png), "confusion_matrix.png")
-        extra_files = []
-        if onnx_bytes is not None:
-            onnx_path = Path(tmp) / "model.onnx"
-            onnx_path.write_bytes(onnx_bytes)
-            extra_files.append(str(onnx_path))
-        info = mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=signature,
-            input_example=x.head(3),
-            pip_requirements=pip_requirements(),
-            # Trust model: whoever can write to the registry can run code on its readers, whatever the
-            # format (skops with a writer-computed trust list protects nothing more). Guard registry
-            # write access; cloudpickle keeps logging ~0.7 s faster than skops here.
-            serialization_format="cloudpickle",
-            extra_files=extra_files or None,
-            registered_model_name=name,
-            metadata={"project": spec.name, "class_names": list(spec.class_names)},
-        )
-        version = str(info.registered_model_version)
-    return ModelRef(name=name, version=version, run_id=run.info.run_id)
+    run_id = client.create_run(experiment_id, tags=resolve_tags(tags)).info.run_id
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            client.log_dict(run_id, parity, "onnx_parity.json")
+            png = Path(tmp) / "confusion_matrix.png"
+            png.write_bytes(confusion_png)
+            client.log_artifact(run_id, str(png))
+            logged = client.create_logged_model(
+                experiment_id,
+                name="model",
+                source_run_id=run_id,
+                params={k: str(v) for k, v in params.items()},
+                tags=resolve_tags(),
+            )
+            client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+            now = int(time.time() * 1000)
+            client.log_batch(
+                run_id, metrics=[Metric(k, v, now, 0, model_id=logged.model_id) for k, v in metrics.items()]
+            )
+            extra_files = []
+            if onnx_bytes is not None:
+                onnx_path = Path(tmp) / "model.onnx"
+                onnx_path.write_bytes(onnx_bytes)
+                extra_files.append(str(onnx_path))
+            local = Path(tmp) / "model"
+            mlflow_model = Model(
+                artifact_path=logged.artifact_location,
+                model_uuid=logged.model_id,
+                run_id=run_id,
+                metadata={"project": spec.name, "class_names": list(spec.class_names)},
+                model_id=logged.model_id,
+            )
+            _save_sklearn(model, local, mlflow_model, signature, x.head(3), extra_files)
+            client.log_model_artifacts(logged.model_id, str(local))
+            client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        version = _create_version(client, name, logged.model_id, run_id)
+    except BaseException:
+        client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    client.set_terminated(run_id)
+    return ModelRef(name=name, version=version, run_id=run_id)
+
+
+def _save_sklearn(
+    model: Pipeline, path: Path, mlflow_model: Any, signature: Any, example: Any, extra_files: list[str]
+) -> None:
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        mlflow_model=mlflow_model,
+        signature=signature,
+        input_example=example,
+        pip_requirements=pip_requirements(),
+        # Trust model: whoever can write to the registry can run code on its readers, whatever the
+        # format (skops with a writer-computed trust list protects nothing more). Guard registry
+        # write access; cloudpickle keeps logging ~0.7 s faster than skops here.
+        serialization_format="cloudpickle",
+        extra_files=extra_files or None,
+        metadata=mlflow_model.metadata,
+    )
+
+
+def _create_version(client: MlflowClient, name: str, model_id: str, run_id: str) -> str:
+    """A new version of ``name`` (created on first use) whose source is the logged model."""
+    from mlflow.exceptions import MlflowException
+
+    from mlops.configure import scoped_tracking_uri
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in {"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"}:
+            raise
+    # The registry's SQL store looks the logged model up through the global URI (see the scope).
+    with scoped_tracking_uri(client.tracking_uri):
+        mv = client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, model_id=model_id)
+    return str(mv.version)
 
 
 def register(
@@ -194,14 +264,6 @@ def register(
     registry = Registry(settings, spec.name)
     registry.tag_version(ref.version, version_tags)
     return ModelRef(ref.name, ref.version, ref.run_id)
-
-
-def _png(data: bytes) -> Any:
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(data))
 
 
 def dumps_json(value: Any) -> str:

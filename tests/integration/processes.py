@@ -117,12 +117,13 @@ def empty_mlflow_db(target: Path) -> Path:
 def fresh_settings(tmp_path: Path, **extra: Any) -> Settings:
     """Settings with an empty state folder under ``tmp_path`` (its MLflow database already migrated),
     applied to this process's environment."""
-    from mlops.settings import Settings, apply_environment
+    from mlops.configure import configure_libraries
+    from mlops.settings import Settings
 
     settings = Settings(home=tmp_path / "state", actor="pytest", **extra)
     if not settings.tracking_uri:
         empty_mlflow_db(settings.state_dir / "mlflow.db")
-    return apply_environment(settings)
+    return configure_libraries(settings)
 
 
 def service_env(home: Path, **extra: str) -> dict[str, str]:

@@ -10,14 +10,14 @@ pytestmark = pytest.mark.pipeline
 def test_drift_pipeline_flags_the_drift_knob_and_records_it(settings, tmp_path) -> None:
     from tests.support.training import train_register_promote
 
+    from mlops.configure import configure_libraries
     from mlops.data.readmission import write
     from mlops.governance.promote import manual_promote
     from mlops.projects import get_project
     from mlops.runner import run_monitoring
-    from mlops.settings import apply_environment
     from mlops.stores.drift import latest_drift
 
-    apply_environment(settings)
+    configure_libraries(settings)
     trained = train_register_promote(settings, "readmission")
     assert trained["promotion"]["alias"] == "staging"
     manual_promote(settings, get_project("readmission"), "1", to="production", reason="test", approver="qa")

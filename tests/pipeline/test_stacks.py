@@ -36,9 +36,9 @@ def write(tmp_path: Path) -> Path:
 def test_apply_is_idempotent_and_updates_what_changed(settings, tmp_path: Path) -> None:
     from zenml.client import Client
 
-    from mlops.settings import apply_environment
+    from mlops.configure import configure_libraries
 
-    apply_environment(settings)
+    configure_libraries(settings)
     env = {"SUFFIX": tmp_path.name[-8:].lower(), "STORE_DIR": str(tmp_path / "a"), "IT_TOKEN": "t1"}
     first = stacks.apply(stacks.load(write(tmp_path), env), environ=env)
     assert first["status"] == "created" and set(first["components"].values()) == {"created"}

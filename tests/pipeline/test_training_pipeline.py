@@ -143,6 +143,14 @@ def test_failing_data_gate_stops_the_run_and_moves_nothing(settings, two_runs, t
     failures = [e for e in history if e.decision == "failed"]
     assert len(failures) == 1
     assert failures[0].details["step"] == "validate_data" and "petal_length" in failures[0].reason
+    # The error came back as data: the failing step stored it, the runner rebuilt GateFailed from it.
+    from zenml.client import Client
+
+    from mlops.steps.hooks import ERROR_METADATA
+
+    step = Client().get_pipeline_run(failures[0].details["zenml_run_id"]).steps["validate_data"]
+    stored = step.run_metadata[ERROR_METADATA]
+    assert (stored["type"], stored["exit_code"], stored["reasons"]) == ("GateFailed", 3, info.value.reasons)
 
 
 def test_promotion_pipeline_requires_an_approver_and_moves_the_alias(settings, two_runs) -> None:
@@ -168,7 +176,10 @@ def test_lineage_resolves_every_link_and_reproduce_matches(settings, two_runs) -
     assert chain["model_version"]["uri"] == "models:/iris-classifier/2"
     assert chain["mlflow_run"]["resolved"] and chain["mlflow_run"]["id"] == second["model"]["run_id"]
     assert chain["zenml_run"]["resolved"] and chain["zenml_run"]["id"] == second["zenml_run_id"]
-    assert chain["config"] == {"project": "iris", "test_size": 0.3, "seed": 42}
+    config = dict(chain["config"])
+    run_settings = config.pop("run_settings")  # the settings the steps got: recorded, and no secret
+    assert config == {"project": "iris", "test_size": 0.3, "seed": 42}
+    assert run_settings == settings.step_parameters() and "admin_api_key" not in run_settings
     assert chain["code"]["git_commit"] == _git_commit() != "unknown"
     dataset = Client().get_artifact_version(chain["dataset"]["artifact_version_id"])
     assert (

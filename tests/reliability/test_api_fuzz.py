@@ -129,7 +129,7 @@ def fuzz_all(schema: Any, fuzz: Fuzz, *, scale: float, train: bool = True) -> No
         fuzz.run(operation, GenerationMode.POSITIVE, None, max(5, many // 10))
 
 
-def _sleeping_job(project: str) -> list[str]:
+def _sleeping_job(project: str, result: object) -> list[str]:
     """A stand-in for the training pipeline: /retrain is exercised without training for minutes."""
     return [sys.executable, "-c", "import time; time.sleep(600)"]
 

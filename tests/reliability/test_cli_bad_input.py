@@ -28,8 +28,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("cli") / "state"
     code = (
         "from tests.support.training import train_register_promote\n"
-        "from mlops.settings import Settings, apply_environment\n"
-        f"train_register_promote(apply_environment(Settings(home={str(home)!r})), 'iris')\n"
+        "from mlops.configure import configure_libraries\nfrom mlops.settings import Settings\n"
+        f"train_register_promote(configure_libraries(Settings(home={str(home)!r})), 'iris')\n"
     )
     subprocess.run([sys.executable, "-c", code], env=_env(home), check=True, timeout=300)
     return home

@@ -21,7 +21,8 @@ import psycopg2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops.settings import Settings, apply_environment
+from mlops.configure import configure_libraries
+from mlops.settings import Settings
 from mlops.stores import migrate
 from tests.integration.processes import LoadGenerator, free_port, start_service
 from tests.support.training import train_register_promote
@@ -152,7 +153,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 
 def test_log_database_outage_under_load(tmp_path: Path, log_database: str, figures) -> None:
     home = tmp_path / "state"
-    settings = apply_environment(Settings(home=home, actor="pytest"))
+    settings = configure_libraries(Settings(home=home, actor="pytest"))
     train_register_promote(settings, "iris")
     proxy = TcpProxy(free_port(), ("127.0.0.1", 5432))
     proxy.start()

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from mlops.configure import configure_libraries
 from mlops.registry import Registry
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from tests.integration.processes import MLOPS, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,9 +123,9 @@ def home(tmp_path: Path) -> Path:
     code = (
         "import numpy as np\n"
         "from mlops.projects import get_project\n"
-        "from mlops.settings import Settings, apply_environment\n"
+        "from mlops.configure import configure_libraries\nfrom mlops.settings import Settings\n"
         "from tests.support.training import train_register_promote\n"
-        f"settings = apply_environment(Settings(home={str(home)!r}))\n"
+        f"settings = configure_libraries(Settings(home={str(home)!r}))\n"
         "spec = get_project('iris')\n"
         "frame = spec.load(settings)\n"
         "flip = np.random.default_rng(0).random(len(frame)) < 0.1\n"
@@ -140,7 +141,7 @@ def home(tmp_path: Path) -> Path:
 
 def test_training_killed_at_every_step_moves_no_alias(home: Path, tmp_path: Path, figures) -> None:
     env = service_env(home)
-    registry = Registry(apply_environment(Settings(home=home, actor="pytest")), "iris")
+    registry = Registry(configure_libraries(Settings(home=home, actor="pytest")), "iris")
     aliases = registry.aliases()
     assert aliases == {"production": "1"}
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops.settings import Settings, apply_environment
+from mlops.settings import Settings
 from mlops.stores.audit import AuditEvent, AuditLog
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,6 @@ def _record_death(settings: Settings, facts: dict[str, Any]) -> AuditEvent:
 def _fail_zenml_run(settings: Settings, facts: dict[str, Any]) -> dict[str, Any]:
     """Mark the dead process's ZenML run failed (it would show as running for ever) and name the
     step it died in. Best effort: the audit row is written whatever happens here."""
-    apply_environment(settings)  # this project's ZenML store, not the user's default
     try:
         from zenml.client import Client
         from zenml.enums import ExecutionStatus

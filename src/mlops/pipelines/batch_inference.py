@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from zenml import pipeline
 
 from mlops.steps.batch import resolve_model, score_batch
@@ -9,9 +11,19 @@ from mlops.steps.batch import resolve_model, score_batch
 
 @pipeline(enable_cache=False)
 def batch_inference_pipeline(
-    project: str, input_path: str, output_path: str, alias: str = "production", chunk_rows: int = 250_000
+    run_settings: dict[str, Any],
+    project: str,
+    input_path: str,
+    output_path: str,
+    alias: str = "production",
+    chunk_rows: int = 250_000,
 ) -> None:
-    version = resolve_model(project=project, alias=alias)
+    version = resolve_model(project=project, alias=alias, run_settings=run_settings)
     score_batch(
-        version, project=project, input_path=input_path, output_path=output_path, chunk_rows=chunk_rows
+        version,
+        project=project,
+        input_path=input_path,
+        output_path=output_path,
+        chunk_rows=chunk_rows,
+        run_settings=run_settings,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from zenml import pipeline
 
 from mlops.steps.data import load_data, split_data, validate_data
@@ -10,13 +12,16 @@ from mlops.steps.training import evaluate_model, export_onnx, train_model
 
 
 @pipeline(enable_cache=False)
-def training_pipeline(project: str = "iris", test_size: float = 0.3, seed: int = 42) -> None:
-    raw, dataset_hash = load_data(project=project)
+def training_pipeline(
+    run_settings: dict[str, Any], project: str = "iris", test_size: float = 0.3, seed: int = 42
+) -> None:
+    """``run_settings`` is ``Settings.step_parameters()``: no secrets (steps read them from their env)."""
+    raw, dataset_hash = load_data(project=project, run_settings=run_settings)
     dataset = validate_data(raw, project=project)
     train_set, holdout = split_data(dataset, project=project, test_size=test_size, seed=seed)
     model, decision = train_model(train_set, project=project, seed=seed)
     metrics, groups, matrix, _ = evaluate_model(model, holdout, decision, project=project)
-    onnx_model, parity = export_onnx(model, holdout, project=project)
+    onnx_model, parity = export_onnx(model, holdout, project=project, run_settings=run_settings)
     version, _ = register_model(
         model,
         holdout,
@@ -29,5 +34,6 @@ def training_pipeline(project: str = "iris", test_size: float = 0.3, seed: int =
         dataset_hash,
         project=project,
         seed=seed,
+        run_settings=run_settings,
     )
-    promote_model(version, holdout, metrics, project=project)
+    promote_model(version, holdout, metrics, project=project, run_settings=run_settings)

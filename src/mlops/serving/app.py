@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from mlops.configure import configure_libraries
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
@@ -16,13 +17,13 @@ from mlops.serving.prediction_writer import PredictionWriter as PredictionLog
 from mlops.serving.problems import validation_error
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
 from mlops.serving.schemas import row_model
-from mlops.settings import Settings, apply_environment, get_settings
+from mlops.settings import Settings, get_settings
 
 ROUTERS = (health.router, model.router, retrain.router, feedback.router, prometheus.router)
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
-    settings = apply_environment(settings or get_settings())
+    settings = configure_libraries(settings or get_settings())
     manager = ModelManager(settings, settings.project, settings.serving_alias)
 
     @asynccontextmanager

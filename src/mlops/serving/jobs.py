@@ -1,11 +1,12 @@
-"""Retraining over HTTP: one job at a time, as a subprocess running the training pipeline.
+"""Retraining over HTTP: one job at a time, as a worker process running the training pipeline.
 
 Single-flight: while a job runs, a new request gets that job back. With a state folder, this holds
 across the worker processes of one service (``mlops serve --workers N``): the running job owns an
 exclusive ``flock`` on ``retrain.lock`` and every job's status is a JSON file any worker can read.
 (Replicas on other hosts each have their own; the registry's compare-and-set promotion keeps them
-safe.) The pipeline runs in its own process (never in the request thread, never through a Docker
-socket); its JSON result gives the new version and the promotion decision, its stderr the log tail.
+safe.) The pipeline runs in its own process, ``python -m mlops.worker train`` (never in the request
+thread, never through a Docker socket); the result file it writes (``mlops.errors.JobResult``)
+gives the new version and the promotion decision, or the error as data; its output is the log tail.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -25,14 +27,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from mlops.errors import JobResult, error_from_data
 from mlops.serving import instruments
 
-Command = Callable[[str], list[str]]
+# (project, result file) -> argv of a process that trains and writes a WorkerResult to the file.
+Command = Callable[[str, Path], list[str]]
 LOG_TAIL = 50
 
 
-def train_command(project: str) -> list[str]:
-    return [sys.executable, "-m", "mlops.cli", "train", "--project", project, "--json"]
+def train_command(project: str, result: Path) -> list[str]:
+    return [sys.executable, "-m", "mlops.worker", "train", "--project", project, "--result", str(result)]
 
 
 @dataclass
@@ -173,28 +177,16 @@ class RetrainJobs:
     async def _run(self, job: Job) -> None:
         proc: asyncio.subprocess.Process | None = None
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command(job.project), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-            )
-            assert proc.stdout is not None and proc.stderr is not None
-
-            async def read_log() -> None:
-                assert proc.stderr is not None
-                saved = time.monotonic()
-                async for line in proc.stderr:
-                    job.log.append(line.decode(errors="replace").rstrip())
-                    if time.monotonic() - saved > 1.0:  # other workers see the log grow
-                        self._save(job)
-                        saved = time.monotonic()
-
-            stdout, _ = await asyncio.gather(proc.stdout.read(), read_log())
-            code = await proc.wait()
-            if code != 0:
-                raise RuntimeError(f"training exited with {code}")
-            result = json.loads(stdout.decode() or "{}")
-            job.model_version = str(result.get("model", {}).get("version") or "") or None
-            job.promotion = result.get("promotion")
-            job.state = "succeeded"
+            with tempfile.TemporaryDirectory(prefix="mlops-retrain-") as tmp:
+                result_file = Path(tmp) / "result.json"
+                proc = await asyncio.create_subprocess_exec(
+                    *self.command(job.project, result_file),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+                await self._follow_log(job, proc)
+                code = await proc.wait()
+                self._finish(job, code, result_file)
         except asyncio.CancelledError:
             job.state, job.error = "failed", "cancelled: the service shut down"
             if proc is not None and proc.returncode is None:
@@ -213,6 +205,31 @@ class RetrainJobs:
         if job.state == "succeeded" and self.on_done is not None:
             with contextlib.suppress(Exception):
                 await self.on_done()
+
+    async def _follow_log(self, job: Job, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        saved = time.monotonic()
+        async for line in proc.stdout:
+            job.log.append(line.decode(errors="replace").rstrip())
+            if time.monotonic() - saved > 1.0:  # other workers see the log grow
+                self._save(job)
+                saved = time.monotonic()
+
+    @staticmethod
+    def _finish(job: Job, code: int, result_file: Path) -> None:
+        """The job's outcome from the worker's result file (data, never its printed output)."""
+        try:
+            result = JobResult.read(result_file)
+        except (OSError, ValueError, KeyError, TypeError):
+            job.state, job.error = "failed", f"training exited with {code} without writing a result"
+            return
+        if result.ok:
+            job.state = "succeeded"
+            job.model_version = result.model_version
+            job.promotion = result.outputs.get("promotion")
+        else:
+            job.state = "failed"
+            job.error = str(error_from_data(result.error or {"message": f"training exited with {code}"}))
 
     async def stop(self) -> None:
         for task in list(self._tasks):

@@ -9,14 +9,14 @@ from zenml import get_step_context, log_metadata, step
 
 from mlops.errors import NotFound
 from mlops.registry import Registry
-from mlops.settings import get_settings
+from mlops.settings import Settings
 from mlops.steps.hooks import run_failed, run_succeeded
 
 
 @step(enable_cache=False, on_failure=run_failed)
-def resolve_model(project: str, alias: str) -> Annotated[str, "model_version"]:
+def resolve_model(project: str, alias: str, run_settings: dict[str, Any]) -> Annotated[str, "model_version"]:
     """The version that holds ``alias`` now; the rest of the run uses exactly this version."""
-    version = Registry(get_settings(), project).alias_version(alias)
+    version = Registry(Settings.from_step_parameters(run_settings), project).alias_version(alias)
     if version is None:
         raise NotFound(f"no model of {project!r} holds alias {alias!r}", hint="train or promote one first")
     log_metadata({"alias": alias, "model_version": version})
@@ -25,7 +25,12 @@ def resolve_model(project: str, alias: str) -> Annotated[str, "model_version"]:
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)
 def score_batch(
-    model_version: str, project: str, input_path: str, output_path: str, chunk_rows: int
+    model_version: str,
+    project: str,
+    input_path: str,
+    output_path: str,
+    chunk_rows: int,
+    run_settings: dict[str, Any],
 ) -> tuple[Annotated[Path, "batch_predictions"], Annotated[dict[str, Any], "batch_summary"]]:
     """Scores in chunks (bounded memory); the Parquet file is also stored as a versioned artifact."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -33,7 +38,7 @@ def score_batch(
     from mlops import runtime
     from mlops.batch import score_file
 
-    model = runtime.load(get_settings(), project, model_version)
+    model = runtime.load(Settings.from_step_parameters(run_settings), project, model_version)
     run_id = str(get_step_context().pipeline_run.id)
     with Progress(
         TextColumn("scoring"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 from zenml import log_metadata, step
@@ -10,14 +10,16 @@ from zenml import log_metadata, step
 from mlops.data.split import fingerprint, split
 from mlops.governance.gates import check_data
 from mlops.projects import get_project
-from mlops.settings import get_settings
+from mlops.settings import Settings
 from mlops.steps.hooks import run_failed
 
 
 @step(enable_cache=False, on_failure=run_failed)
-def load_data(project: str) -> tuple[Annotated[pd.DataFrame, "raw_dataset"], Annotated[str, "dataset_hash"]]:
+def load_data(
+    project: str, run_settings: dict[str, Any]
+) -> tuple[Annotated[pd.DataFrame, "raw_dataset"], Annotated[str, "dataset_hash"]]:
     spec = get_project(project)
-    frame = spec.load(get_settings())
+    frame = spec.load(Settings.from_step_parameters(run_settings))
     digest = fingerprint(frame)
     log_metadata({"rows": len(frame), "columns": len(frame.columns), "dataset_hash": digest})
     return frame, digest

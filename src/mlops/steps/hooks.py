@@ -10,13 +10,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mlops.settings import get_settings
+from mlops.errors import error_data
+from mlops.settings import Settings
 from mlops.stores.audit import AuditEvent, AuditLog
 
 logger = logging.getLogger(__name__)
+# Step run metadata key of a failed step's error, as data (``errors.error_data``): the runner
+# rebuilds the error from it (type, message, reasons, hint), never from the rendered text.
+ERROR_METADATA = "mlops_error"
 
 
-def _run_facts() -> dict[str, Any]:
+def _run_settings() -> Settings:
+    """The run's settings: its ``run_settings`` parameter (non-secret), secrets from this process."""
+    from zenml import get_step_context
+
+    ctx = get_step_context()
+    values = ctx.step_run.config.parameters.get("run_settings")
+    if values is None and ctx.pipeline_run.config.parameters:
+        values = ctx.pipeline_run.config.parameters.get("run_settings")
+    return Settings.from_step_parameters(dict(values or {}))
+
+
+def _run_facts(settings: Settings) -> dict[str, Any]:
     from zenml import get_step_context
 
     ctx = get_step_context()
@@ -30,12 +45,11 @@ def _run_facts() -> dict[str, Any]:
         "step": ctx.step_run.name,
         "stack": stack,
         "zenml_user": user,
-        "project": str(ctx.step_run.config.parameters.get("project", get_settings().project)),
+        "project": str(ctx.step_run.config.parameters.get("project", settings.project)),
     }
 
 
-def _record(decision: str, reason: str, facts: dict[str, Any]) -> AuditEvent:
-    settings = get_settings()
+def _record(settings: Settings, decision: str, reason: str, facts: dict[str, Any]) -> AuditEvent:
     project = facts["project"]
     return AuditLog(settings.audit_url).record(
         AuditEvent(
@@ -51,20 +65,33 @@ def _record(decision: str, reason: str, facts: dict[str, Any]) -> AuditEvent:
 
 
 def run_failed(exception: BaseException) -> None:
-    facts = _run_facts()
+    record_error(exception)  # first: whatever happens to the audit, the runner gets the error back
+    settings = _run_settings()
+    facts = _run_facts(settings)
     reason = f"{facts['pipeline']} failed in step {facts['step']!r} on stack {facts['stack']!r}: {exception}"
-    _record("failed", reason, facts)
-    alert(reason, facts)
+    _record(settings, "failed", reason, facts)
+    alert(settings, reason, facts)
 
 
 def run_succeeded() -> None:
-    facts = _run_facts()
-    _record("succeeded", f"{facts['pipeline']} succeeded on stack {facts['stack']!r}", facts)
+    settings = _run_settings()
+    facts = _run_facts(settings)
+    _record(settings, "succeeded", f"{facts['pipeline']} succeeded on stack {facts['stack']!r}", facts)
 
 
-def alert(message: str, facts: dict[str, Any]) -> None:
+def record_error(exception: BaseException) -> None:
+    """Store the failing step's error as data in its step run metadata (``ERROR_METADATA``)."""
+    from zenml import log_metadata
+
+    try:
+        log_metadata({ERROR_METADATA: error_data(exception)})
+    except Exception as exc:  # the store may be down: the runner then reports ZenML's own failure
+        logger.warning("could not record the step's error as metadata: %s", exc)
+
+
+def alert(settings: Settings, message: str, facts: dict[str, Any]) -> None:
     """POST a failure to the configured webhook; an unreachable target is logged, never raised."""
-    url = get_settings().alert_webhook_url
+    url = settings.alert_webhook_url
     if not url:
         return
     import httpx

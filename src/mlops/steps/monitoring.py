@@ -13,19 +13,19 @@ from mlops.errors import NotFound
 from mlops.monitoring import run as monitoring
 from mlops.projects import get_project
 from mlops.registry import Registry
-from mlops.settings import get_settings
+from mlops.settings import Settings
 from mlops.steps.hooks import run_failed, run_succeeded
 
 
 @step(enable_cache=False, on_failure=run_failed)
 def drift_inputs(
-    project: str, alias: str, input_path: str, window: int
+    project: str, alias: str, input_path: str, window: int, run_settings: dict[str, Any]
 ) -> tuple[
     Annotated[pd.DataFrame, "drift_reference"],
     Annotated[pd.DataFrame, "drift_current"],
     Annotated[str, "model_version"],
 ]:
-    settings = get_settings()
+    settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
     version = Registry(settings, project).alias_version(alias)
     if version is None:
@@ -38,9 +38,13 @@ def drift_inputs(
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)
 def detect_drift(
-    drift_reference: pd.DataFrame, drift_current: pd.DataFrame, model_version: str, project: str
+    drift_reference: pd.DataFrame,
+    drift_current: pd.DataFrame,
+    model_version: str,
+    project: str,
+    run_settings: dict[str, Any],
 ) -> tuple[Annotated[HTMLString, "drift_report"], Annotated[dict[str, Any], "drift_result"]]:
-    settings = get_settings()
+    settings = Settings.from_step_parameters(run_settings)
     result, summary = monitoring.check(
         settings, get_project(project), model_version, drift_reference, drift_current
     )

@@ -16,7 +16,7 @@ from mlops.governance.model_card import refresh as refresh_model_card
 from mlops.governance.promote import auto_promote, summary
 from mlops.projects import get_project
 from mlops.registry import Registry
-from mlops.settings import get_settings
+from mlops.settings import Settings
 from mlops.steps.hooks import run_failed, run_succeeded
 from mlops.tracking import register
 
@@ -34,8 +34,9 @@ def register_model(
     dataset_hash: str,
     project: str,
     seed: int,
+    run_settings: dict[str, Any],
 ) -> tuple[Annotated[dict[str, str], "mlflow_model_version"], Annotated[MarkdownString, "model_card"]]:
-    settings = get_settings()
+    settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
     ctx = get_step_context()
     run = ctx.pipeline_run
@@ -74,10 +75,14 @@ def register_model(
 
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)
 def promote_model(
-    mlflow_model_version: dict[str, str], eval_holdout: pd.DataFrame, metrics: dict[str, float], project: str
+    mlflow_model_version: dict[str, str],
+    eval_holdout: pd.DataFrame,
+    metrics: dict[str, float],
+    project: str,
+    run_settings: dict[str, Any],
 ) -> Annotated[dict[str, Any], "promotion_decision"]:
     """Fair promotion: champion and challenger scored on this run's holdout; compare-and-set alias move."""
-    settings = get_settings()
+    settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
     decision, event = auto_promote(settings, spec, mlflow_model_version["version"], eval_holdout, metrics, [])
     result = summary(decision, event)

@@ -17,7 +17,7 @@ from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
 from mlops.ml import onnx_export
 from mlops.projects import get_project
-from mlops.settings import get_settings
+from mlops.settings import Settings
 from mlops.steps.hooks import run_failed
 
 logger = logging.getLogger(__name__)
@@ -66,11 +66,11 @@ def evaluate_model(
 
 @step(on_failure=run_failed)
 def export_onnx(
-    model: Pipeline, eval_holdout: pd.DataFrame, project: str
+    model: Pipeline, eval_holdout: pd.DataFrame, project: str, run_settings: dict[str, Any]
 ) -> tuple[Annotated[bytes, "onnx_model"], Annotated[dict[str, Any], "onnx_parity"]]:
     """ONNX export + parity on the holdout; a failed conversion is recorded, never fatal (native fallback)."""
     spec = get_project(project)
-    tolerance = get_settings().onnx_prob_tolerance
+    tolerance = Settings.from_step_parameters(run_settings).onnx_prob_tolerance
     try:
         onnx_bytes = onnx_export.export(spec, model)
     except Exception as exc:

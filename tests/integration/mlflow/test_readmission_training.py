@@ -4,12 +4,12 @@ from __future__ import annotations
 
 
 def test_readmission_trains_into_staging_with_onnx_parity(settings) -> None:
+    from mlops.configure import configure_libraries
     from mlops.projects import get_project
-    from mlops.settings import apply_environment
     from tests.support.training import train_register_promote
 
     spec = get_project("readmission")
-    apply_environment(settings)
+    configure_libraries(settings)
     result = train_register_promote(settings, "readmission")
     metrics = result["metrics"]
     for name, minimum in spec.model_gate.minimums.items():

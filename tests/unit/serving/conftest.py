@@ -24,10 +24,11 @@ def shared_settings(tmp_path_factory: pytest.TempPathFactory):
     """One registry with one promoted iris model, shared by the tests that only read it."""
     from tests.support.training import train_register_promote
 
-    from mlops.settings import Settings, apply_environment
+    from mlops.configure import configure_libraries
+    from mlops.settings import Settings
 
     settings = Settings(home=tmp_path_factory.mktemp("serving") / "state", actor="pytest", **SERVICE)
-    apply_environment(settings)
+    configure_libraries(settings)
     train_register_promote(settings, "iris")
     # No background poll: apps of other tests share this process's metrics.
     return settings.model_copy(update={"poll_interval_s": 3600.0})
