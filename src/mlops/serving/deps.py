@@ -3,7 +3,6 @@ dependency in a worker thread, a hop per dependency per request on the hot path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -35,21 +34,6 @@ def current_model(manager: ModelManager) -> LoadedModel:
 
 async def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> LoadedModel:
     return current_model(manager)
-
-
-@dataclass(frozen=True, slots=True)
-class Serving:
-    """What a prediction needs, resolved in one dependency (each dependency costs on the hot path)."""
-
-    model: LoadedModel
-    log: PredictionLog
-    settings: Settings
-
-
-async def get_serving(request: Request) -> Serving:
-    """Called directly by the prediction routes (not injected): the hot path skips the resolver."""
-    state = request.app.state
-    return Serving(current_model(state.manager), state.prediction_log, state.settings)
 
 
 async def get_log(request: Request) -> PredictionLog:
