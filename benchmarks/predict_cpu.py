@@ -8,12 +8,14 @@ is then imported in its own subprocess (``PYTHONPATH`` puts its ``src/`` first) 
    registry, prediction log writing to SQLite);
 2. answers the same list of requests (good, malformed, wrongly typed, wrong key, ...), whose
    status, body and headers the parent compares between the two versions (request ids aside);
-3. drives ``--requests`` single-row predictions through the ASGI app with a minimal ASGI client
-   (no HTTP, no httpx: its own cost would dominate), after ``--warmup`` of them, and reports
-   ``time.process_time()`` per request in microseconds (every thread of the process: the log
-   writer's thread included).
+3. drives single-row predictions through the ASGI app with a minimal ASGI client (no HTTP, no
+   httpx: its own cost would dominate), ``--warmup`` of them first, then ``--requests`` in
+   ``SEGMENTS`` segments, and reports ``time.process_time()`` per request in microseconds (every
+   thread of the process: the log writer's thread included).
 
-Versions alternate (before, after, before, ...) for ``--runs`` runs; figures are medians.
+Each run starts a fresh process per version; their segments alternate (before, after, before,
+...), so the machine's other load hits both alike; a run's figure is the median of its segments.
+``--runs`` runs, figures are medians over runs.
 Acceptance (issue 10): after <= 1.10 x before.
 
     .venv/bin/python benchmarks/predict_cpu.py [--baseline 343c736] [--runs 5] [--requests 20000]
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +43,7 @@ EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_
 PREDICT_KEY = "bench-predict-key"
 JSON = [(b"content-type", b"application/json")]
 KEY = [(b"x-api-key", PREDICT_KEY.encode())]
-SEGMENTS = 5
+SEGMENTS = 10
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -173,15 +176,17 @@ async def child(requests: int, warmup: int, check: bool) -> dict[str, Any]:
         for _ in range(warmup):
             await call(app, "/predict", body, JSON)
             await asyncio.sleep(0)  # lets the prediction log's writer run, as under a server
-        segments = []  # the median of 5 segments: a burst of another process's load hits one, not all
-        for _ in range(SEGMENTS):
+        print("ready", flush=True)
+        # one segment per line on stdin (its size), answered on stdout: the parent alternates the
+        # two versions segment by segment, so a burst of the machine's other load hits both alike
+        while (line := sys.stdin.readline().strip()) != "quit":
+            n = int(line)
             cpu = time.process_time()
-            for _ in range(requests // SEGMENTS):
+            for _ in range(n):
                 status, _, _ = await call(app, "/predict", body, JSON)
                 assert status == 200, status
                 await asyncio.sleep(0)
-            segments.append((time.process_time() - cpu) / (requests // SEGMENTS) * 1e6)
-        out.update(cpu_us=statistics.median(segments), segments_us=segments)
+            print((time.process_time() - cpu) / n * 1e6, flush=True)
     await inbox.put({"type": "lifespan.shutdown"})
     await task
     return out
@@ -214,6 +219,36 @@ def train(src: Path, state: Path) -> None:
         "train_register_promote(apply_environment(get_settings()), 'iris')\n"
     )
     subprocess.run([sys.executable, "-c", code], env=environment(src, state), cwd=state.parent, check=True)
+
+
+def one_run(versions: dict[str, Path], state: Path, requests: int, warmup: int) -> dict[str, dict[str, Any]]:
+    """A fresh process per version, warmed up; then ``SEGMENTS`` segments of each, alternating."""
+    cmd = [sys.executable, __file__, "--child", "--warmup", str(warmup)]
+    pipes: dict[str, Any] = {"stdin": PIPE, "stdout": PIPE, "stderr": subprocess.DEVNULL, "text": True}
+    procs = {
+        name: subprocess.Popen(cmd, env=environment(src, state), cwd=state.parent, **pipes)
+        for name, src in versions.items()
+    }
+    segments: dict[str, list[float]] = {name: [] for name in versions}
+    try:
+        for name, proc in procs.items():
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", name
+        for _ in range(SEGMENTS):
+            for name, proc in procs.items():
+                assert proc.stdin is not None and proc.stdout is not None
+                proc.stdin.write(f"{requests // SEGMENTS}\n")
+                proc.stdin.flush()
+                segments[name].append(float(proc.stdout.readline()))
+        for proc in procs.values():
+            assert proc.stdin is not None
+            proc.stdin.write("quit\n")
+            proc.stdin.flush()
+            proc.wait(60)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    return {name: {"cpu_us": statistics.median(s), "segments_us": s} for name, s in segments.items()}
 
 
 def run_child(src: Path, state: Path, *args: str) -> dict[str, Any]:
@@ -257,8 +292,7 @@ def main() -> None:
         print(f"answers: {len(answers['before'])} cases, {len(differences)} different", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
         for i in range(args.runs):
-            for name, src in versions.items():  # interleaved: before, after, before, after, ...
-                result = run_child(src, state, "--requests", str(args.requests), "--warmup", str(args.warmup))
+            for name, result in one_run(versions, state, args.requests, args.warmup).items():
                 runs[name].append(result)
                 print(f"run {i + 1} {name:6s} {result['cpu_us']:.1f} us CPU / request", flush=True)
     finally:
