@@ -18,29 +18,26 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "mlops.json"
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 SCRAPE_JOB = "mlops-inference"
 
-# The service's metric contract (src/mlops/serving/metrics.py), as Prometheus exposes it.
-EXPORTED_METRICS = frozenset(
-    {
-        "mlops_http_requests_total",
-        "mlops_http_request_duration_seconds_bucket",
-        "mlops_http_request_duration_seconds_sum",
-        "mlops_http_request_duration_seconds_count",
-        "mlops_predictions_total",
-        "mlops_model_info",
-        "mlops_model_loaded",
-        "mlops_model_swaps_total",
-        "mlops_registry_reachable",
-        "mlops_retrain_jobs_total",
-        "mlops_prediction_log_queue_depth",
-        "mlops_prediction_log_dropped_total",
-        "mlops_prediction_log_written_total",
-        "mlops_feedback_total",
-        "mlops_live_accuracy",
-        "mlops_feature_drift_score",
-        "mlops_dataset_drift_share",
-        "mlops_dataset_drift_detected",
-    }
-)
+# Sample names each metric type exposes (``_created`` series aside: no panel or rule uses them).
+_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def exported_metrics() -> frozenset[str]:
+    """The service's metric contract as Prometheus exposes it, read from the collectors that
+    ``mlops.serving.instruments`` defines (the one place the service's metrics are declared)."""
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from mlops.serving import instruments
+
+    names: set[str] = set()
+    for metric in vars(instruments).values():
+        if isinstance(metric, MetricWrapperBase):
+            for family in metric.describe():
+                names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
+    return frozenset(names)
+
+
+EXPORTED_METRICS = exported_metrics()
 ALLOWED_METRICS = EXPORTED_METRICS | {"up"}
 
 _KEYWORDS = {
@@ -75,7 +72,7 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
     text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
-    names = set()
+    names: set[str] = set()
     for match in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(\s*\()?", text):
         name, call = match.group(1), match.group(2)
         if call or name.lower() in _KEYWORDS:

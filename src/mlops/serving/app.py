@@ -3,8 +3,9 @@ and retrain jobs into one FastAPI app. Run it with ``mlops serve`` (uvicorn, app
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -13,10 +14,9 @@ from mlops.configure import configure_libraries
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
-from mlops.serving.prediction_writer import PredictionWriter as PredictionLog
+from mlops.serving.prediction_writer import PredictionWriter
 from mlops.serving.problems import validation_error
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
-from mlops.serving.schemas import row_model
 from mlops.settings import Settings, get_settings
 
 ROUTERS = (health.router, model.router, retrain.router, feedback.router, prometheus.router)
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.prediction_log = log = PredictionLog.from_settings(settings)
+        app.state.prediction_log = log = PredictionWriter.from_settings(settings)
         app.state.jobs = jobs or RetrainJobs(
             settings.project, on_done=manager.check, state_dir=settings.state_dir
         )
@@ -46,13 +46,24 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     )
     app.state.settings, app.state.manager = settings, manager
     app.add_exception_handler(RequestValidationError, validation_error)
-    predict_router = predict.build_router(settings.project, predict_key=settings.predict_api_key is not None)
-    for router in (predict_router, *ROUTERS):
+    keys = settings.api_keys("predict_api_key")  # parsed once: settings are fixed per process
+    predict.add_routes(app, settings.project, keys=keys)
+    for router in ROUTERS:
         app.include_router(router)
-    (predict_route,) = (r for r in predict_router.routes if getattr(r, "path", None) == "/predict")
-    row = row_model(settings.project)
-    app.add_middleware(
-        predict.LeanPredict, route=predict_route, row=row, manager=manager, settings=settings, state=app.state
-    )
-    app.add_middleware(RequestMiddleware)  # added last, so outermost: ids and metrics for every request
+    app.openapi = _openapi(app, settings.project)  # type: ignore[method-assign]
+    app.add_middleware(RequestMiddleware)  # ids and metrics for every request
     return app
+
+
+def _openapi(app: FastAPI, project: str) -> Callable[[], dict[str, Any]]:
+    """FastAPI's spec plus the schemas the prediction routes refer to (they take no body parameter
+    for FastAPI to collect them from: routes/predict.py)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for section, entries in predict.openapi_components(project).items():
+                schema.setdefault("components", {}).setdefault(section, {}).update(entries)
+        return app.openapi_schema or {}
+
+    return openapi

@@ -3,7 +3,6 @@ dependency in a worker thread, a hop per dependency per request on the hot path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -11,7 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from mlops.runtime import LoadedModel
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.model_manager import ModelManager
-from mlops.serving.prediction_writer import PredictionWriter as PredictionLog
+from mlops.serving.prediction_writer import PredictionWriter
 from mlops.settings import Settings
 
 
@@ -37,23 +36,8 @@ async def get_model(manager: Annotated[ModelManager, Depends(get_manager)]) -> L
     return current_model(manager)
 
 
-@dataclass(frozen=True, slots=True)
-class Serving:
-    """What a prediction needs, resolved in one dependency (each dependency costs on the hot path)."""
-
-    model: LoadedModel
-    log: PredictionLog
-    settings: Settings
-
-
-async def get_serving(request: Request) -> Serving:
-    """Called directly by the prediction routes (not injected): the hot path skips the resolver."""
-    state = request.app.state
-    return Serving(current_model(state.manager), state.prediction_log, state.settings)
-
-
-async def get_log(request: Request) -> PredictionLog:
-    log: PredictionLog = request.app.state.prediction_log
+async def get_log(request: Request) -> PredictionWriter:
+    log: PredictionWriter = request.app.state.prediction_log
     return log
 
 
@@ -65,5 +49,5 @@ async def get_jobs(request: Request) -> RetrainJobs:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ManagerDep = Annotated[ModelManager, Depends(get_manager)]
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
-LogDep = Annotated[PredictionLog, Depends(get_log)]
+LogDep = Annotated[PredictionWriter, Depends(get_log)]
 JobsDep = Annotated[RetrainJobs, Depends(get_jobs)]

@@ -3,19 +3,26 @@
 Keys come only from the environment. An admin route with no admin key configured refuses every
 call (503): never open by default. 401 without a key, 403 with a wrong one; constant-time compare.
 A setting may hold ``NEW,OLD`` while clients move to a new key (docs/operations.md, rotation).
+``check_key`` is the one check: the admin routes reach it through a dependency, the prediction
+routes (which read their request themselves, see routes/predict.py) through ``check_request_key``.
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 
 from mlops.serving.problems import problems
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
+KEY_HEADER = "X-API-Key"
+api_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False, description="API key")
+# the scheme as FastAPI puts it in the spec, for routes that document the key without a dependency
+SECURITY_SCHEMES: dict[str, Any] = {
+    api_key_header.scheme_name: api_key_header.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+}
 
 
 def check_key(provided: str | None, expected: list[str], *, required: bool, what: str) -> None:
@@ -32,16 +39,17 @@ def check_key(provided: str | None, expected: list[str], *, required: bool, what
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"wrong API key ({what})")
 
 
+def check_request_key(request: Request, expected: list[str], *, required: bool, what: str) -> None:
+    """``check_key`` on the request's X-API-Key header (read only when a key is configured)."""
+    if expected or required:
+        check_key(request.headers.get(KEY_HEADER), expected, required=required, what=what)
+
+
 async def require_admin(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
     check_key(key, request.app.state.settings.api_keys("admin_api_key"), required=True, what="admin")
 
 
-async def require_predict(request: Request, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    check_key(key, request.app.state.settings.api_keys("predict_api_key"), required=False, what="predict")
-
-
 AdminKey = Depends(require_admin)
-PredictKey = Depends(require_predict)
 KEY_ERRORS = {401: "Missing X-API-Key", 403: "Wrong API key"}
 ADMIN_ERRORS = problems(KEY_ERRORS | {503: "No admin key configured: admin routes are disabled"})
 PREDICT_ERRORS = problems(KEY_ERRORS)

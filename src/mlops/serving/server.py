@@ -6,17 +6,40 @@ so connections made during the drain wait in the kernel's queue and are reset at
 23 of ~1000 requests under load got a reset or an empty reply). Here a request that reaches a
 draining connection is answered with ``Connection: close``, and the supervisor shuts the listening
 socket as soon as it is signalled, so late clients are refused at once instead
-(tests/reliability/test_service_faults.py: 0 lost).
+(tests/reliability/test_service_faults.py: 0 lost; tests/unit/serving/test_server.py: the drain).
+
+uvicorn internals the two subclasses touch (none is public API), tested with uvicorn
+``TESTED_UVICORN`` (>=0.54,<0.55, the range the lockfile pins):
+
+- ``DrainingHttpProtocol(uvicorn.protocols.http.httptools_impl.HttpToolsProtocol)`` overrides
+  ``shutdown()`` (called by ``Server.shutdown`` on every open connection) and the parser callback
+  ``on_headers_complete()``; it reads ``self.cycle`` (the current ``RequestResponseCycle``: its
+  ``response_complete``, and writes its ``keep_alive``), ``self.loop`` and ``self.transport``.
+- ``Supervisor(uvicorn.supervisors.multiprocess.Multiprocess)`` calls ``__init__(config, sockets)``,
+  then replaces the SIGTERM/SIGINT handlers it installs; its handler shuts ``self.sockets`` and
+  appends to ``self.signal_queue`` (what ``Multiprocess.run`` polls), as uvicorn's own handler does.
+
+With an installed uvicorn outside that range, ``serve`` logs a warning and runs uvicorn's own
+protocol and supervisor: the service works, with uvicorn's stock shutdown (a few connections reset
+during a drain). Refusing to start instead would turn a dependency bump into an outage, and an
+untested override inside a parser callback could break every request, not just the drain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
 import shutil
 import signal
 import socket
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
 
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
@@ -24,6 +47,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from mlops.settings import Settings
 
 IDLE_GRACE_S = 1.0  # how long a draining idle connection waits for a request already on its way
+TESTED_UVICORN = SpecifierSet(">=0.54,<0.55")
+log = logging.getLogger(__name__)
 
 
 class DrainingHttpProtocol(HttpToolsProtocol):
@@ -65,25 +90,58 @@ class Supervisor(Multiprocess):
         self.signal_queue.append(sig)
 
 
-def serve(settings: Settings, project: str, host: str, port: int, workers: int = 1) -> None:
-    import uvicorn
+def drain_supported(uvicorn_version: str | None = None) -> bool:
+    """Whether the draining subclasses were tested with this uvicorn (default: the installed one)."""
+    return Version(uvicorn_version or installed_version("uvicorn")) in TESTED_UVICORN
 
-    os.environ["MLOPS_PROJECT"] = project  # workers build their app from the environment
-    config = uvicorn.Config(
-        "mlops.serving.app:create_app",
+
+def server_classes(uvicorn_version: str | None = None) -> tuple[type[HttpToolsProtocol], type[Multiprocess]]:
+    """The HTTP protocol and the multi-worker supervisor to run: ours within the tested range,
+    uvicorn's own (with a warning) outside it."""
+    if drain_supported(uvicorn_version):
+        return DrainingHttpProtocol, Supervisor
+    log.warning(
+        "uvicorn %s is outside the range the draining shutdown was tested with (%s): running "
+        "uvicorn's own protocol and supervisor (idle keep-alive connections may be reset on "
+        "shutdown). Install uvicorn from the lockfile to get the drain back.",
+        uvicorn_version or installed_version("uvicorn"),
+        TESTED_UVICORN,
+    )
+    return HttpToolsProtocol, Multiprocess
+
+
+def share_metrics_between_workers(metrics_dir: Path) -> None:
+    """THE environment write of the service, kept here until it moves into
+    ``mlops.configure.configure_libraries``: prometheus_client reads ``PROMETHEUS_MULTIPROC_DIR``
+    once, when each worker first imports it, and uvicorn's workers are spawned processes that
+    inherit this process's environment. Nothing else reaches them before that import."""
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+
+
+def config(settings: Settings, host: str, port: int, workers: int = 1, **options: Any) -> Config:
+    """uvicorn's configuration. Workers build their app from ``settings`` itself (pickled into each
+    spawned worker with the factory), not from the environment."""
+    from mlops.serving.app import create_app
+
+    return Config(
+        functools.partial(create_app, settings),
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        http=DrainingHttpProtocol,
-        log_level="warning",
-        timeout_graceful_shutdown=20,
+        **{"log_level": "warning", "timeout_graceful_shutdown": 20, **options},
     )
+
+
+def serve(settings: Settings, project: str, host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    protocol, supervisor = server_classes()
+    cfg = config(settings.model_copy(update={"project": project}), host, port, workers, http=protocol)
     if workers == 1:
-        uvicorn.Server(config).run()
+        uvicorn.Server(cfg).run()
         return
-    metrics_dir = settings.state_dir / "prometheus-multiproc"  # one exposition over all workers
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    Supervisor(config, sockets=[config.bind_socket()]).run()
+    share_metrics_between_workers(settings.state_dir / "prometheus-multiproc")  # one exposition
+    supervisor(cfg, sockets=[cfg.bind_socket()]).run()

@@ -7,7 +7,10 @@ import math
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from tests.unit.serving.conftest import EXAMPLE, sample
+
+from mlops.serving.app import create_app
 
 
 def test_predict_answers_the_template_contract(client: TestClient) -> None:
@@ -85,21 +88,114 @@ def test_batch_limits(client: TestClient) -> None:
     assert client.post("/predict/batch", json={"rows": [EXAMPLE], "extra": 1}).status_code == 422
 
 
-def test_the_lean_path_keeps_metrics_and_hands_other_cases_to_the_route(client: TestClient) -> None:
-    """POST /predict is answered before FastAPI (LeanPredict): same metrics, same answers."""
+def test_one_route_answers_every_json_body_alike_and_counts_it(client: TestClient) -> None:
+    """POST /predict is one FastAPI route over the raw request: however the JSON body arrives, the
+    same answer, and the request counted under the route's path."""
     ok = {"route": "/predict", "method": "POST", "status": "200"}
     before = sample("mlops_http_requests_total", **ok)
-    lean = client.post("/predict", json=EXAMPLE).json()
+    timed = sample("mlops_http_request_duration_seconds_count", route="/predict", method="POST")
+    predicted = sample("mlops_predictions_total", model_version="1", label="setosa")
+    first = client.post("/predict", json=EXAMPLE)
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
     assert sample("mlops_http_requests_total", **ok) == before + 1
+    assert sample("mlops_http_request_duration_seconds_count", route="/predict", method="POST") == timed + 1
+    assert sample("mlops_predictions_total", model_version="1", label="setosa") == predicted + 1
 
     def chunks():  # a body in several ASGI messages
         yield b'{"sepal_length": 5.1, "sepal_width": 3.5,'
         yield b' "petal_length": 1.4, "petal_width": 0.2}'
 
-    chunked = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
-    # no content type: parsed as JSON, as FastAPI does; another one: the route answers (422)
-    untyped = client.post("/predict", content=json.dumps(EXAMPLE))
-    for r in (chunked, untyped):
-        assert r.status_code == 200 and {**r.json(), "request_id": ""} == {**lean, "request_id": ""}
-    r = client.post("/predict", content=json.dumps(EXAMPLE), headers={"content-type": "text/plain"})
+    raw = json.dumps(EXAMPLE)
+    answers = [
+        client.post("/predict", content=chunks(), headers={"content-type": "application/json"}),
+        client.post("/predict", content=raw),  # no content type: read as JSON, as always
+        client.post("/predict", content=raw, headers={"content-type": "application/json; charset=utf-8"}),
+        client.post("/predict", content=raw, headers={"content-type": "application/vnd.api+json"}),
+    ]
+    for r in answers:
+        assert r.status_code == 200 and {**r.json(), "request_id": ""} == {**first.json(), "request_id": ""}
+        assert r.headers["x-request-id"] == r.json()["request_id"] != first.json()["request_id"]
+    assert client.post("/predict/batch", content=json.dumps({"rows": [EXAMPLE]})).status_code == 200
+
+
+def test_body_errors_are_those_of_a_fastapi_body_parameter(client: TestClient) -> None:
+    """The route reads its body itself; what a client gets for a bad one has not changed."""
+    json_type = {"content-type": "application/json"}
+    r = client.post("/predict", content=b'{"sepal_length": 5.1,', headers=json_type)
     assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {
+            "type": "json_invalid",
+            "loc": ["body", 21],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": "Expecting property name enclosed in double quotes"},
+        }
+    ]
+    r = client.post("/predict", content='{"sepal_length": "\u00e9"}'.encode("latin-1"), headers=json_type)
+    assert r.status_code == 400 and r.json() == {"detail": "There was an error parsing the body"}
+    r = client.post("/predict", content=b"", headers=json_type)
+    assert r.status_code == 422
+    assert r.json()["detail"] == [
+        {"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}
+    ]
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        r = client.post("/predict", content=json.dumps(EXAMPLE), headers={"content-type": content_type})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body"], content_type
+    r = client.post("/predict", content=b"[" * 100_000, headers=json_type)  # too deep for any parser
+    assert r.status_code in {400, 422} and r.json()["detail"]
+    assert client.get("/predict").status_code == 405
+
+
+def test_the_key_is_checked_once_in_fastapis_order(shared_settings) -> None:
+    """With a predict key: malformed JSON is refused before the key is looked at (as a FastAPI body
+    parameter is read before dependencies run), every other request needs the key first."""
+    keyed = shared_settings.model_copy(update={"predict_api_key": SecretStr("p-key")})
+    key = {"X-API-Key": "p-key"}
+    with TestClient(create_app(keyed)) as c:
+        malformed = c.post("/predict", content=b"{", headers={"content-type": "application/json"})
+        assert malformed.status_code == 422 and malformed.json()["detail"][0]["type"] == "json_invalid"
+        r = c.post("/predict", json={**EXAMPLE, "sepal_length": "x"})
+        assert r.status_code == 401 and r.json() == {"detail": "missing X-API-Key (predict)"}
+        r = c.post("/predict", json=EXAMPLE, headers={"X-API-Key": "p-key2"})
+        assert r.status_code == 403 and r.json() == {"detail": "wrong API key (predict)"}
+        assert c.post("/predict", json={**EXAMPLE, "sepal_length": "x"}, headers=key).status_code == 422
+        assert c.post("/predict", json=EXAMPLE, headers=key).status_code == 200
+        assert c.post("/predict/batch", json={"rows": [EXAMPLE]}).status_code == 401
+        assert c.post("/predict/batch", json={"rows": [EXAMPLE]}, headers=key).status_code == 200
+        spec = c.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        operation = spec["paths"][path]["post"]
+        assert operation["security"] == [{"APIKeyHeader": []}]
+        assert {"200", "400", "401", "403", "422", "503"} <= set(operation["responses"])
+    assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {
+        "type": "apiKey",
+        "description": "API key",
+        "in": "header",
+        "name": "X-API-Key",
+    }
+
+
+def test_the_spec_documents_the_body_the_answer_and_every_error(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for path, body, answer in (
+        ("/predict", "IrisFeatures", "Prediction"),
+        ("/predict/batch", "IrisBatch", "BatchPrediction"),
+    ):
+        operation = spec["paths"][path]["post"]
+        assert operation["requestBody"] == {
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
+            "required": True,
+        }
+        responses = operation["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(f"/{answer}")
+        assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/HTTPValidationError"
+        )
+        assert {"400", "503"} <= set(responses) and "security" not in operation  # no predict key here
+        assert body in schemas and answer in schemas
+    assert set(schemas["IrisFeatures"]["required"]) == set(EXAMPLE)
+    assert schemas["IrisBatch"]["properties"]["rows"]["items"] == {
+        "$ref": "#/components/schemas/IrisFeatures"
+    }
