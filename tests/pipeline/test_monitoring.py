@@ -8,7 +8,7 @@ pytestmark = pytest.mark.pipeline
 
 
 def test_drift_pipeline_flags_the_drift_knob_and_records_it(settings, tmp_path) -> None:
-    from mlops.data.readmission import write
+    from mlops.data.readmission.generator import write
     from mlops.governance.promote import manual_promote
     from mlops.lifecycle import train_register_promote
     from mlops.monitoring.store import latest_drift
