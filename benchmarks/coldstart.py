@@ -123,7 +123,7 @@ PHASES = {  # innermost frame of ours in a non-import sample -> what it is doing
     "load": "download the model from the registry",
     "OnnxScorer.__init__": "create the ONNX session",
     "LoadedModel.predict_rows": "smoke test",
-    "OnnxScorer.predict_proba_rows": "smoke test",
+    "OnnxScorer.proba_rows": "smoke test",
     "latest_drift": "drift gauges (prediction DB)",
     "engine": "drift gauges (prediction DB)",
     "serve": "start uvicorn",

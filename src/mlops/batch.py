@@ -17,11 +17,9 @@ from mlops.data.files import file_hash, iter_batches
 from mlops.errors import GateFailed, UsageError
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow as pa
 
     from mlops.runtime import LoadedModel
-    from mlops.spec import ProjectSpec
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -80,7 +78,7 @@ def score_file(
     pending: Future[None] | None = None
     try:
         for inputs in _ahead(_gated_inputs(model, source, chunk_rows), reading):
-            proba = _proba(model, inputs)
+            proba = model.scorer.proba(inputs)
             classes = predict_classes(spec, proba, model.threshold)
             table = _table(model, classes, proba, rows, input_hash, run_id)
             if writer is None:
@@ -131,11 +129,10 @@ def score_file(
 
 
 def _gated_inputs(model: LoadedModel, source: Path, chunk_rows: int) -> Iterator[Any]:
-    """Each chunk's model inputs (ONNX feeds, or a ``to_frame`` frame for the native model), once
-    the chunk has passed the data gate."""
+    """Each chunk's model inputs (``scorer.inputs``: ONNX feeds built by ``ml.onnx_feeds`` from the
+    dictionary-encoded chunk, or a ``to_frame`` frame for the native model), once the chunk has
+    passed the data gate."""
     from mlops.data.validation import data_reasons
-    from mlops.ml.model import to_frame
-    from mlops.runtime import OnnxScorer
 
     spec = model.spec
     first = 0
@@ -146,7 +143,7 @@ def _gated_inputs(model: LoadedModel, source: Path, chunk_rows: int) -> Iterator
         if reasons:
             last = first + len(frame) - 1
             raise GateFailed(f"rows {first}-{last} of {source.name} fail the data gate", reasons=reasons)
-        yield onnx_feeds(spec, frame) if isinstance(model.scorer, OnnxScorer) else to_frame(spec, frame)
+        yield model.scorer.inputs(frame)
         first += len(frame)
 
 
@@ -157,38 +154,6 @@ def _ahead(items: Iterator[T], pool: ThreadPoolExecutor) -> Iterator[T]:
     while (item := future.result()) is not done:
         future = pool.submit(next, items, done)
         yield item
-
-
-def _proba(model: LoadedModel, inputs: Any) -> Any:
-    from mlops.runtime import OnnxScorer
-
-    scorer = model.scorer
-    if isinstance(scorer, OnnxScorer):
-        return scorer.session.run([scorer.output], inputs)[0]
-    return scorer.predict_proba(inputs)
-
-
-def onnx_feeds(spec: ProjectSpec, frame: pd.DataFrame) -> dict[str, Any]:
-    """The same inputs as ``ml.onnx_export.onnx_feeds(spec, to_frame(spec, frame))``.
-
-    A categorical column's text is its categories taken by code (a null code -1 takes the ``""``
-    appended last): no Python string is made per cell.
-    """
-    import numpy as np
-    import pandas as pd
-
-    feeds: dict[str, Any] = {}
-    for f in spec.features:
-        col = frame[f.name]
-        if f.kind == "numeric":
-            values = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy().astype(np.float32)
-        elif isinstance(col.dtype, pd.CategoricalDtype):
-            text = np.append(col.cat.categories.astype(str).to_numpy(dtype=object), "")
-            values = text[col.cat.codes.to_numpy()]
-        else:
-            values = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
-        feeds[f.name] = values.reshape(-1, 1)
-    return feeds
 
 
 def _table(

@@ -329,7 +329,7 @@ def generate(
     if name != "readmission":
         raise UsageError(f"no data generator for project {name!r}", hint="use --project readmission")
     _check_output(output, (".csv", ".parquet"))
-    from mlops.data.readmission import write
+    from mlops.data.readmission.generator import write
 
     with console.status(f"generating {rows:,} rows…"):
         path = write(output, rows, seed=seed, drift=drift)

@@ -1,6 +1,8 @@
 """A registered model, ready to score: ONNX Runtime when its parity check passed, scikit-learn otherwise.
 
 Shared by the service and batch scoring. Imports mlflow only while loading, never while scoring.
+The ONNX scorer is ``ml.onnx_scorer.OnnxScorer`` (re-exported here): the parity check at training
+scores through it too, and ``ml`` sits below this module.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from mlops.ml.evaluate import predict_classes
+from mlops.ml.onnx_scorer import OnnxScorer
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
     from mlops.settings import Settings
@@ -21,47 +28,47 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 RuntimeKind = Literal["onnx", "native"]
+__all__ = ["LoadedModel", "NativeScorer", "OnnxScorer", "Scorer", "load", "load_checked"]
 
 
 class Scorer(Protocol):
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
+    """Class probabilities, one row per input row: ONNX Runtime or the native model.
 
+    ``inputs`` shapes a frame holding the features into what ``proba`` takes (ONNX feeds, or the
+    ``to_frame`` frame), so batch scoring can build chunk k+1's inputs while chunk k scores.
+    """
 
-class OnnxScorer:
-    def __init__(self, spec: ProjectSpec, onnx_bytes: bytes, threads: int = 0) -> None:
-        import onnxruntime as ort
+    def inputs(self, frame: pd.DataFrame) -> Any: ...
 
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.spec = spec
-        self.session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        self.output = self.session.get_outputs()[1].name  # [label, probabilities] (no ZipMap)
+    def proba(self, inputs: Any) -> np.ndarray: ...
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        from mlops.ml.onnx_export import onnx_feeds
+    def proba_rows(self, rows: Sequence[dict[str, Any]]) -> np.ndarray: ...
 
-        return np.asarray(self.session.run([self.output], onnx_feeds(self.spec, frame))[0])
-
-    def predict_proba_rows(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        """The request path: feeds built straight from validated dicts, no pandas (~20x cheaper)."""
-        feeds: dict[str, np.ndarray] = {}
-        for f in self.spec.features:
-            if f.kind == "numeric":
-                values = [np.nan if r.get(f.name) is None else r[f.name] for r in rows]
-                feeds[f.name] = np.asarray(values, dtype=np.float32).reshape(-1, 1)
-            else:
-                feeds[f.name] = np.asarray([r.get(f.name) or "" for r in rows], dtype=object).reshape(-1, 1)
-        return np.asarray(self.session.run([self.output], feeds)[0])
+    def proba_frame(self, frame: pd.DataFrame) -> np.ndarray: ...
 
 
 class NativeScorer:
-    def __init__(self, model: Any) -> None:
+    """The registered scikit-learn pipeline, for versions whose ONNX parity failed."""
+
+    def __init__(self, spec: ProjectSpec, model: Any) -> None:
+        self.spec = spec
         self.model = model
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(frame))
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        from mlops.ml.model import to_frame
+
+        return to_frame(self.spec, frame)
+
+    def proba(self, inputs: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict_proba(inputs))
+
+    def proba_rows(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
+        from mlops.ml.model import to_frame
+
+        return self.proba(to_frame(self.spec, list(rows)))
+
+    def proba_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.proba(self.inputs(frame))
 
 
 @dataclass
@@ -77,23 +84,14 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
 
-    def predict_rows(self, rows: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Class ids and probabilities for validated request rows (feature name -> value)."""
-        from mlops.ml.evaluate import predict_classes
-
-        if isinstance(self.scorer, OnnxScorer):
-            proba = self.scorer.predict_proba_rows(rows)
-        else:
-            from mlops.ml.model import to_frame
-
-            proba = self.scorer.predict_proba(to_frame(self.spec, rows))
+        proba = self.scorer.proba_rows(rows)
         return predict_classes(self.spec, proba, self.threshold), proba
 
     def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Class ids and probabilities for rows already shaped by ``ml.model.to_frame``."""
-        from mlops.ml.evaluate import predict_classes
-
-        proba = self.scorer.predict_proba(frame)
+        """Class ids and probabilities for a frame holding the features."""
+        proba = self.scorer.proba_frame(frame)
         return predict_classes(self.spec, proba, self.threshold), proba
 
 
@@ -122,7 +120,7 @@ def load(
         except Exception as exc:  # any failure here must leave a working native model
             logger.warning("ONNX unavailable for %s v%s, using native: %s", registry.name, version, exc)
     if scorer is None:
-        scorer = NativeScorer(registry.load_native(version))
+        scorer = NativeScorer(_spec(project), registry.load_native(version))
     threshold = info.tags.get("threshold")
     return LoadedModel(
         spec=_spec(project),

@@ -11,7 +11,7 @@ def test_drift_pipeline_flags_the_drift_knob_and_records_it(settings, tmp_path) 
     from tests.support.training import train_register_promote
 
     from mlops.configure import configure_libraries
-    from mlops.data.readmission import write
+    from mlops.data.readmission.generator import write
     from mlops.governance.promote import manual_promote
     from mlops.projects import get_project
     from mlops.runner import run_monitoring

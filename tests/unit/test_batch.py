@@ -41,7 +41,8 @@ def test_scores_every_row_in_chunks(model, rows, tmp_path: Path, suffix: str) ->
 
     native = runtime.load(get_settings(), "iris", "1", prefer_onnx=False).scorer
 
-    expected = native.predict_proba(to_frame(model.spec, rows)).argmax(axis=1)
+    expected = native.proba_frame(rows).argmax(axis=1)
+    assert (native.proba(to_frame(model.spec, rows)).argmax(axis=1) == expected).all()
     assert (out["prediction"].to_numpy() == expected).all()
     assert sum(result.predictions_by_label.values()) == 5_000
 
@@ -72,22 +73,22 @@ def test_unsupported_and_missing_inputs(model, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def readmission():
-    from mlops.data import readmission as rd
+    from mlops.data.readmission.generator import generate
     from mlops.projects import get_project
 
     spec = get_project("readmission")
-    return spec, rd.generate(3_000, seed=3)
+    return spec, generate(3_000, seed=3)
 
 
 @pytest.fixture(scope="module")
 def readmission_model(readmission):
     """A small real readmission model on ONNX Runtime (trained here: no registry needed)."""
-    from mlops.data import readmission as rd
+    from mlops.data.readmission.cleaning import clean
     from mlops.ml.model import train
     from mlops.ml.onnx_export import export
 
     spec, raw = readmission
-    native = train(spec, rd.clean(raw), seed=0)
+    native = train(spec, clean(raw), seed=0)
     scorer = runtime.OnnxScorer(spec, export(spec, native))
     model = runtime.LoadedModel(spec, "readmission-classifier", "7", "run-x", "onnx", scorer)
     return model, native
@@ -105,10 +106,10 @@ def _features_with_gaps(spec, raw) -> pd.DataFrame:
 
 @pytest.mark.parametrize("shape", ["raw.csv", "features.parquet"])
 def test_dictionary_path_feeds_the_model_what_the_pandas_path_did(readmission, tmp_path, shape) -> None:
-    """Same raw->feature mapping and the same ONNX inputs as iter_chunks + to_frame + onnx_feeds."""
-    from mlops.batch import onnx_feeds
+    """Same raw->feature mapping and the same ONNX inputs from the dictionary-encoded chunks as from
+    iter_chunks + to_frame, and as from request rows."""
     from mlops.data.files import iter_batches, iter_chunks
-    from mlops.ml import onnx_export
+    from mlops.ml import onnx_feeds
     from mlops.ml.model import to_frame
 
     spec, raw = readmission
@@ -121,11 +122,17 @@ def test_dictionary_path_feeds_the_model_what_the_pandas_path_did(readmission, t
     new = [b.to_pandas() for b in iter_batches(source, 1_000, dictionary=True)]
     assert len(old) == len(new) and any(str(t) == "category" for t in new[0].dtypes)
     for before, after in zip(old, new, strict=True):
-        expected = onnx_export.onnx_feeds(spec, to_frame(spec, spec.prepare(before)))
-        got = onnx_feeds(spec, spec.prepare(after))
+        plain = to_frame(spec, spec.prepare(before))
+        expected = onnx_feeds.from_frame(spec, plain)
+        got = onnx_feeds.from_frame(spec, spec.prepare(after))
+        from_rows = onnx_feeds.from_rows(spec, spec.prepare(before).to_dict("records"))
         for name, values in expected.items():
-            assert got[name].dtype == values.dtype and got[name].shape == values.shape, name
-            assert (got[name] == values).all() or np.allclose(got[name], values, equal_nan=True), name
+            for feeds in (got, from_rows):
+                assert feeds[name].dtype == values.dtype and feeds[name].shape == values.shape, name
+                if values.dtype == object:
+                    assert feeds[name].ravel().tolist() == values.ravel().tolist(), name
+                else:
+                    np.testing.assert_array_equal(feeds[name], values, err_msg=name)
 
 
 def test_readmission_scores_match_the_native_model(readmission, readmission_model, tmp_path) -> None:

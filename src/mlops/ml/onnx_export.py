@@ -42,30 +42,20 @@ def export(spec: ProjectSpec, model: Pipeline) -> bytes:
     return bytes(onx.SerializeToString())
 
 
-def onnx_feeds(spec: ProjectSpec, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Inputs for onnxruntime from a frame already shaped by ``ml.model.to_frame``."""
-    feeds: dict[str, np.ndarray] = {}
-    for f in spec.features:
-        col = frame[f.name].to_numpy()
-        if f.kind == "numeric":
-            feeds[f.name] = col.astype(np.float32).reshape(-1, 1)
-        else:
-            feeds[f.name] = col.astype(str).astype(object).reshape(-1, 1)
-    return feeds
-
-
 def check_parity(
     spec: ProjectSpec, model: Pipeline, onnx_bytes: bytes, frame: pd.DataFrame, tolerance: float
 ) -> Parity:
-    """Identical predicted classes and probabilities within ``tolerance`` on the holdout."""
-    import onnxruntime as ort
+    """Identical predicted classes and probabilities within ``tolerance`` on the holdout.
 
+    The ONNX side goes through the scorer and feed builder that serving and batch scoring use
+    (``ml.onnx_scorer``, ``ml.onnx_feeds``), so parity holds for the path that answers requests.
+    """
     from mlops.ml.model import to_frame
+    from mlops.ml.onnx_scorer import OnnxScorer
 
     x = to_frame(spec, frame)
     try:
-        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        proba_onnx = np.asarray(session.run(None, onnx_feeds(spec, x))[1], dtype=np.float64)
+        proba_onnx = np.asarray(OnnxScorer(spec, onnx_bytes).proba_frame(x), dtype=np.float64)
     except Exception as exc:  # conversion artefacts that load but cannot run are a parity failure
         return Parity(False, len(x), 0.0, float("inf"), tolerance, error=f"{type(exc).__name__}: {exc}")
     proba_native = model.predict_proba(x)

@@ -2,7 +2,7 @@
 
 Data: the schema of the public "Diabetes 130-US hospitals 1999-2008" file (``diabetic_data.csv``),
 read and cleaned from ``MLOPS_DATA_PATH`` (CSV or Parquet) when set, otherwise 20,000 generated rows
-(``mlops.data.readmission.generate``, seeded with ``settings.seed``). Scoring inputs may be rows of
+(``mlops.data.readmission.generator.generate``, seeded with ``settings.seed``). Scoring inputs may be rows of
 the raw file: ``prepare`` maps them to the features.
 
 Model: HistGradientBoosting with balanced class weights behind the shared mixed-type preprocessing
@@ -10,14 +10,10 @@ Model: HistGradientBoosting with balanced class weights behind the shared mixed-
 to ONNX with exact parity. Primary metric ROC AUC (the positive class is ~11 % of rows); the decision
 threshold is tuned on a validation split (``mlops.ml.threshold``) and stored with the model.
 
-Categories and the data gate: categoricals whose values the feature mapping produces from a fixed
-code list (age band, admission type, discharge group, admission source, lab results, medication
-states, ...) have closed ``categories``, so the gate rejects a value that cannot come from the file.
-``medical_specialty`` stays open: the real vocabulary is long-tailed and grows (a new specialty is a
-legitimate value, not a broken row). An unseen specialty scores (the encoder ignores it) and is
-flagged by drift detection, not by the gate: the generator's drift knob relies on this.
-Numeric ranges are the file's own bounds with headroom (``time_in_hospital`` is 1-14 days by the
-study's inclusion criterion).
+Features, categories and the data gate: the features are ``mlops.data.readmission.vocabulary.FEATURES``
+(defined once, with their closed categories and ranges; see there). ``medical_specialty`` stays
+open: an unseen specialty scores (the encoder ignores it) and is flagged by drift detection, not by
+the gate: the generator's drift knob relies on this.
 
 Fairness: ROC AUC per gender, race and age band (groups of at least ``min_group_size`` holdout rows)
 may differ by at most ``max_group_gap``; recall per group is reported in the model card too.
@@ -27,8 +23,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlops.data import readmission as data
-from mlops.spec import DataGate, Feature, ModelGate, ProjectSpec
+from mlops.data.readmission import cleaning
+from mlops.data.readmission.vocabulary import FEATURES, TARGET
+from mlops.spec import DataGate, ModelGate, ProjectSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,76 +35,14 @@ if TYPE_CHECKING:
 
 GENERATED_ROWS = 20_000
 
-FEATURES = (
-    Feature("time_in_hospital", minimum=1, maximum=14, integer=True, description="Length of stay in days"),
-    Feature("num_lab_procedures", minimum=0, maximum=200, integer=True, description="Lab tests performed"),
-    Feature("num_procedures", minimum=0, maximum=20, integer=True, description="Procedures (non-lab)"),
-    Feature(
-        "num_medications", minimum=0, maximum=150, integer=True, description="Distinct medications given"
-    ),
-    Feature(
-        "number_outpatient", minimum=0, maximum=100, integer=True, description="Outpatient visits, prior year"
-    ),
-    Feature(
-        "number_emergency", minimum=0, maximum=100, integer=True, description="Emergency visits, prior year"
-    ),
-    Feature(
-        "number_inpatient", minimum=0, maximum=100, integer=True, description="Inpatient stays, prior year"
-    ),
-    Feature("number_diagnoses", minimum=1, maximum=20, integer=True, description="Diagnoses entered"),
-    Feature(
-        "n_active_meds", minimum=0, maximum=23, integer=True, description="Diabetes medications prescribed"
-    ),
-    Feature("n_med_changes", minimum=0, maximum=23, integer=True, description="Diabetes medications changed"),
-    Feature(
-        "race",
-        "categorical",
-        categories=(*data.RACES, ""),
-        nullable=True,
-        description='Race as recorded; "" or null when not recorded',
-    ),
-    Feature(
-        "gender",
-        "categorical",
-        categories=(*data.GENDERS, ""),
-        nullable=True,
-        description='"" when the record says Unknown/Invalid',
-    ),
-    Feature("age_band", "categorical", categories=data.AGE_BANDS, description="Age in years"),
-    Feature("admission_type", "categorical", categories=data.ADMISSION_TYPES),
-    Feature("discharge_group", "categorical", categories=data.DISCHARGE_GROUPS, description="Discharged to"),
-    Feature("admission_source", "categorical", categories=data.ADMISSION_SOURCES),
-    Feature(
-        "medical_specialty",
-        "categorical",
-        description="Specialty of the admitting physician; open vocabulary, 'Unknown' when not recorded",
-    ),
-    Feature(
-        "diag_1_group",
-        "categorical",
-        categories=(*data.DIAG_GROUPS, ""),
-        nullable=True,
-        description="ICD-9 group of the primary diagnosis",
-    ),
-    Feature("A1Cresult", "categorical", categories=data.LAB_RESULTS, description="HbA1c test result"),
-    Feature(
-        "max_glu_serum", "categorical", categories=data.GLUCOSE_RESULTS, description="Glucose serum test"
-    ),
-    Feature("insulin", "categorical", categories=data.MED_STATES),
-    Feature("metformin", "categorical", categories=data.MED_STATES),
-    Feature(
-        "change", "categorical", categories=data.CHANGE_VALUES, description="Diabetes medication changed"
-    ),
-    Feature("diabetesMed", "categorical", categories=data.YES_NO, description="Any diabetes medication"),
-)
-assert tuple(f.name for f in FEATURES) == data.FEATURES
-
 
 def load(settings: Settings) -> pd.DataFrame:
     """The cleaned real file when ``MLOPS_DATA_PATH`` is set, else generated rows (seeded)."""
     if settings.data_path is not None:
-        return data.load_diabetic_csv(settings.data_path)
-    return data.clean(data.generate(GENERATED_ROWS, seed=settings.seed))
+        return cleaning.load_diabetic_csv(settings.data_path)
+    from mlops.data.readmission.generator import generate
+
+    return cleaning.clean(generate(GENERATED_ROWS, seed=settings.seed))
 
 
 def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
@@ -135,7 +70,7 @@ SPEC = ProjectSpec(
         "record (schema of the Diabetes 130-US hospitals 1999-2008 data)."
     ),
     features=FEATURES,
-    target=data.TARGET,
+    target=TARGET,
     class_names=("no_readmission_30d", "readmitted_30d"),
     positive_class=1,
     load=load,
@@ -178,5 +113,5 @@ SPEC = ProjectSpec(
         min_group_size=500,  # ~50 positives: below that a group's AUC is mostly noise
     ),
     promotion_target="staging",
-    prepare=data.features,
+    prepare=cleaning.features,
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.data import readmission as rd
+from mlops.data.readmission.cleaning import clean
+from mlops.data.readmission.generator import generate
 from mlops.monitoring.drift import detect_drift
 
 
@@ -17,11 +18,11 @@ def spec():
 
 @pytest.fixture(scope="module")
 def reference() -> object:
-    return rd.clean(rd.generate(6_000, seed=1))
+    return clean(generate(6_000, seed=1))
 
 
 def test_the_drift_knob_is_flagged(spec, reference) -> None:
-    current = rd.generate(2_000, seed=2, drift=True)  # raw rows: detect_drift applies spec.prepare
+    current = generate(2_000, seed=2, drift=True)  # raw rows: detect_drift applies spec.prepare
     result = detect_drift(spec, reference, current)
     assert result.detected and result.share >= 0.3
     drifted = set(result.drifted_features)
@@ -33,7 +34,7 @@ def test_the_drift_knob_is_flagged(spec, reference) -> None:
 
 
 def test_same_population_is_not_flagged(spec, reference) -> None:
-    result = detect_drift(spec, reference, rd.clean(rd.generate(2_000, seed=3)))
+    result = detect_drift(spec, reference, clean(generate(2_000, seed=3)))
     assert not result.detected and result.share < 0.1
 
 
