@@ -1,0 +1,152 @@
+"""Commands of a model's life: train, list, predict, promote, roll back, audit, status."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from mlops.cli import render
+from mlops.cli.base import JsonOpt, ProjectOpt, app, quiet_libraries, settings_for
+from mlops.errors import UsageError
+from mlops.settings import mask_url
+
+
+@app.command()
+def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the training pipeline (ZenML): load, validate, split, train, evaluate, register, promote."""
+    settings, name = settings_for(project)
+    quiet_libraries()
+    from mlops.runner import run_training
+
+    if as_json:
+        result = run_training(settings, name)
+    else:
+        with render.console.status(
+            f"[bold]Training [cyan]{name}[/] through the ZenML pipeline…", spinner="dots"
+        ):
+            result = run_training(settings, name)
+    render.show(result, as_json, render.training(name))
+
+
+@app.command()
+def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """List registered versions with aliases, metrics and serving runtime."""
+    settings, name = settings_for(project)
+    from mlops.registry import Registry
+
+    versions = [v.as_dict() for v in Registry(settings, name).versions()]
+    render.show(versions, as_json, render.versions(settings.registered_model_name(name)))
+
+
+@app.command()
+def predict(
+    features: Annotated[
+        str, typer.Argument(help="Feature values as JSON, e.g. '{\"sepal_length\": 5.1, ...}'.")
+    ],
+    project: ProjectOpt = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "production",
+    as_json: JsonOpt = False,
+) -> None:
+    """Predict one row with the model that holds ALIAS, loaded from the MLflow registry."""
+    settings, name = settings_for(project)
+    try:
+        row = json.loads(features)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"features are not valid JSON: {exc}", hint="quote the JSON object in single quotes"
+        ) from None
+    from mlops.predict import predict_from_registry
+
+    result = predict_from_registry(settings, name, row, alias=alias)
+    render.show(result, as_json, render.prediction(row))
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Model version to promote.")],
+    to: Annotated[str, typer.Option("--to", help="Target alias.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    approver: Annotated[str | None, typer.Option(help="Who approves (required for production).")] = None,
+    via_pipeline: Annotated[bool, typer.Option(help="Run it as the ZenML promotion pipeline.")] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move an alias to VERSION after re-validating it on a fresh holdout (compare-and-set, audited)."""
+    settings, name = settings_for(project)
+    if to not in {"production", "staging"}:
+        raise UsageError(f"cannot promote to {to!r}", hint="use --to production or --to staging")
+    result: dict[str, Any]
+    if via_pipeline:
+        quiet_libraries()
+        from mlops.runner import run_promotion
+
+        result = run_promotion(settings, name, version, to=to, reason=reason, approver=approver or "")
+    else:
+        from mlops.governance.promote import manual_promote
+        from mlops.projects import get_project
+
+        result = manual_promote(
+            settings, get_project(name), version, to=to, reason=reason, approver=approver
+        ).as_dict()
+    render.show(result, as_json, render.promotion)
+
+
+@app.command()
+def rollback(
+    to: Annotated[str, typer.Option("--alias", help="Alias to roll back.")] = "production",
+    reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put the previous holder of the alias back (from the audit history)."""
+    settings, name = settings_for(project)
+    from mlops.governance.promote import rollback as do_rollback
+    from mlops.projects import get_project
+
+    event = do_rollback(settings, get_project(name), alias=to, reason=reason)
+    render.show(event.as_dict(), as_json, render.rollback)
+
+
+@app.command()
+def audit(
+    project: ProjectOpt = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent events.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
+    settings, name = settings_for(project)
+    from mlops.governance.runs import reconcile
+    from mlops.stores.audit import AuditLog
+
+    reconcile(settings)
+    model_name = settings.registered_model_name(name)
+    events = AuditLog(settings.audit_url).history(model_name=model_name, limit=limit)
+    render.show(events, as_json, render.audit(model_name), document=[e.as_dict() for e in events])
+
+
+@app.command()
+def status(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Where state lives and which versions hold which alias."""
+    settings, name = settings_for(project)
+    from mlops.governance.runs import reconcile
+    from mlops.registry import Registry
+
+    info: dict[str, Any] = {
+        "project": name,
+        "environment": settings.environment,
+        "state_dir": str(settings.state_dir),
+        "tracking_uri": mask_url(settings.mlflow_tracking_uri),
+        "registered_model": settings.registered_model_name(name),
+        "audit_db": mask_url(settings.audit_url),
+        "prediction_log": mask_url(settings.prediction_log_db_url),
+        "zenml_config": str(settings.zenml_config_path),
+    }
+    try:
+        info["aliases"] = Registry(settings, name).aliases()
+    except Exception as exc:  # status must answer even when the registry is down
+        info["aliases"] = {}
+        info["registry_error"] = settings.redact(f"{type(exc).__name__}: {exc}")
+    info["dead_runs_reconciled"] = len(reconcile(settings))
+    render.show(info, as_json, render.status)
