@@ -372,3 +372,22 @@ def _event(reason: str):
         reason=reason,
         actor="pytest",
     )
+
+
+def test_an_unreachable_database_is_one_clear_line_without_its_password(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env |= {
+        "MLOPS_HOME": str(tmp_path / "state"),
+        "MLOPS_AUDIT_DB_URL": "postgresql://ops:Pa55-w0rd@127.0.0.1:1/audit",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "mlops.cli", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    text = " ".join(out.stderr.split())  # rich wraps long lines
+    assert "cannot migrate the control database at postgresql://ops:***@127.0.0.1:1/audit" in text
+    assert "Pa55-w0rd" not in out.stderr + out.stdout and "hint: check that it is running" in text

@@ -58,3 +58,22 @@ def test_each_database_has_its_own_branch_and_head() -> None:
     for database in ("control", "predictions"):
         script = ScriptDirectory.from_config(migrate.alembic_config("sqlite://", [database], only=True))
         assert [r.revision for r in script.get_revisions("heads")] == migrate.script_heads([database])
+
+
+def test_upgrade_all_migrates_each_configured_database_once(tmp_path: Path) -> None:
+    from mlops.settings import Settings
+
+    embedded = Settings(home=tmp_path / "state")
+    assert embedded.databases == {
+        "control": f"sqlite:///{tmp_path / 'state' / 'audit.db'}",
+        "predictions": f"sqlite:///{tmp_path / 'state' / 'predictions.db'}",
+    }
+    first = migrate.upgrade_all(embedded)
+    assert [(u.databases, u.changed) for u in first] == [(["control"], True), (["predictions"], True)]
+    assert [u.changed for u in migrate.upgrade_all(embedded)] == [False, False]
+    shared_url = f"sqlite:///{tmp_path / 'one.db'}"
+    shared = Settings(home=tmp_path / "state", audit_db_url=shared_url, prediction_log_url=shared_url)
+    (only,) = migrate.upgrade_all(shared)
+    assert only.databases == ["control", "predictions"] and only.after == sorted(
+        migrate.script_heads(["control", "predictions"])
+    )
