@@ -3,7 +3,8 @@
 An entry point beside the CLI, for programs rather than people: it runs the training pipeline and
 writes a structured result (``errors.JobResult`` as JSON) to FILE: the run's outputs, or the error as
 data (``errors.error_data``). The service's retrain jobs start it and read the file back; its output
-(ZenML's and MLflow's log) is only the job's log tail. Exit code: 0, the error's own exit code, or 1 for an unexpected failure.
+(ZenML's and MLflow's log) is only the job's log tail. Exit code: 0, the error's own exit code, or 1
+for an unexpected failure.
 """
 
 from __future__ import annotations
