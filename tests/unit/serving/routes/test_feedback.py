@@ -8,8 +8,10 @@ from tests.support.serving import ADMIN, EXAMPLE, sample
 from mlops.serving.app import create_app
 
 
-def test_feedback_updates_live_accuracy(service_settings) -> None:
-    with TestClient(create_app(service_settings)) as c:  # its own log: live accuracy starts empty
+def test_feedback_updates_live_accuracy(shared_settings, tmp_path) -> None:
+    # The shared model, but its own prediction log: live accuracy starts empty (no model trained here).
+    own_log = shared_settings.model_copy(update={"prediction_log_url": f"sqlite:///{tmp_path / 'log.db'}"})
+    with TestClient(create_app(own_log)) as c:
         _feedback_round(c)
 
 
