@@ -10,7 +10,7 @@ rotation on the same model and file ("before"), so a change is measured against 
 the same load.
 
     .venv/bin/python benchmarks/batch.py [--project iris] [--sizes 100000 1000000 10000000] [--runs 3]
-        [--before 343c736]
+        [--before 343c736] [--out batch_vs_before-readmission.json]
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=250_000)
     parser.add_argument("--before", default="", help="also run score_file of this commit's tree")
+    parser.add_argument("--out", default="", help="result file name in benchmarks/results/")
     args = parser.parse_args()
     modes = ("raw", "ours", "before") if args.before else ("raw", "ours")
     with tempfile.TemporaryDirectory() as tmp:
@@ -175,7 +176,7 @@ def main() -> None:
             source.unlink()
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
-    (out / f"batch-{args.project}.json").write_text(json.dumps(results, indent=2))
+    (out / (args.out or f"batch-{args.project}.json")).write_text(json.dumps(results, indent=2))
     print("| rows | raw onnxruntime (rows/s) | mlops batch (rows/s) | ratio | peak RSS raw / ours (MB) |")
     print("|---|---|---|---|---|")
     for r in results:
