@@ -67,6 +67,7 @@ class Tables:
         return tuple(self.diag_group)
 
 
+# JSON has string keys and lists: these tables get their integer ids and tuples back.
 _INT_KEYED = {
     "admission_type_id",
     "discharge_disposition_id",
@@ -74,6 +75,7 @@ _INT_KEYED = {
     "admission_source_id_drift",
     "number_diagnoses",
 }
+_TUPLE_VALUED = {"diag_codes", "medication_states"}
 
 
 @functools.cache
@@ -87,10 +89,10 @@ def tables() -> Tables:
     for name, value in raw.items():
         if name in _INT_KEYED:
             values[name] = {int(k): float(v) for k, v in value.items()}
+        elif name in _TUPLE_VALUED:
+            values[name] = {k: tuple(v) for k, v in value.items()}
         elif isinstance(value, list):
             values[name] = tuple(value)
-        elif value and isinstance(next(iter(value.values())), list):
-            values[name] = {k: tuple(v) for k, v in value.items()}
         else:
             values[name] = dict(value)
     return Tables(**values)
