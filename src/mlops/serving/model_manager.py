@@ -43,6 +43,7 @@ class ModelManager:
         self.rejected: dict[str, float] = {}  # version -> monotonic time of its rejection
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._registry: Any = None
         self._resolving: asyncio.Future[str | None] | None = None  # the registry call under way
         self._drift_read_at = -math.inf  # monotonic time of the last drift refresh
@@ -55,13 +56,19 @@ class ModelManager:
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop polling. On Python 3.11 ``asyncio.wait_for`` swallows a cancel that arrives as the
+        awaited call completes, so the cancel is sent again until the task has ended, and the loop
+        also checks a stop flag."""
+        self._stopping = True
+        task, self._task = self._task, None
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: a poll loop that ended otherwise has already logged why
 
     async def _poll_forever(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.settings.poll_interval_s)
             try:
                 await self.check()
