@@ -9,7 +9,9 @@ RandomForest) on loopback:
   alternative; pyfunc -> scikit-learn), request ``{"dataframe_records": [row]}`` on ``/invocations``;
 - ``ours``: ``mlops serve`` (ONNX runtime, Prometheus metrics, prediction log to SQLite, request ids);
 - ``floor``: a bare FastAPI endpoint with the same generated request schema and a constant answer
-  (no model, no metrics, no log): what HTTP + validation alone cost under the same uvicorn.
+  (no model, no metrics, no log): what HTTP + validation alone cost under the same uvicorn;
+- ``before`` (with ``--baseline COMMIT``): ``mlops serve`` as it was at that commit (its ``src/``
+  exported with ``git archive`` and put first on ``PYTHONPATH``), to compare a change with ``ours``.
 
 Each server is one process pinned to core 1 (``taskset -c 1``); the load generator (asyncio over raw
 keep-alive sockets, ``--connections`` of them, each sending its next request when the previous answer
@@ -17,6 +19,7 @@ is complete) is pinned to core 0. Every run is a fresh server process, servers a
 warmed up before it is measured; figures are medians over ``--runs`` runs.
 
     .venv/bin/python benchmarks/serving.py [--runs 3] [--seconds 10] [--connections 16]
+    .venv/bin/python benchmarks/serving.py --baseline 343c736 --servers before ours --runs 5 --seconds 5
 """
 
 import argparse
@@ -36,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SERVERS = ("mlflow", "ours", "floor")
+SERVERS = ("mlflow", "ours", "floor", "before")
 EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
@@ -79,7 +82,7 @@ def server_command(kind: str, port: int, model_uri: str) -> tuple[list[str], str
         cmd = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
         body = json.dumps({"dataframe_records": [EXAMPLE]}).encode()
         return [*pin, *cmd, "-h", "127.0.0.1", "-p", str(port)], "/invocations", body
-    if kind == "ours":
+    if kind in {"ours", "before"}:
         cmd = [sys.executable, "-m", "mlops.cli", "serve", "--project", "iris", "--port", str(port)]
         return [*pin, *cmd], "/predict", json.dumps(EXAMPLE).encode()
     return (
@@ -90,9 +93,12 @@ def server_command(kind: str, port: int, model_uri: str) -> tuple[list[str], str
 
 
 def start(
-    kind: str, env: dict[str, str], model_uri: str, log: Path
+    kind: str, env: dict[str, str], model_uri: str, log: Path, baseline: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], int, str, bytes]:
     port = free_port()
+    if kind == "before":
+        assert baseline is not None, "--baseline COMMIT is needed for the 'before' server"
+        env = {**env, "PYTHONPATH": str(baseline)}
     cmd, path, body = server_command(kind, port, model_uri)
     with log.open("ab") as fh:
         proc = subprocess.Popen(
@@ -203,6 +209,16 @@ def measure(
 
 
 # ----- the benchmark -----
+def export(commit: str, dest: Path) -> Path:
+    """``src/`` of ``commit`` under ``dest`` (git archive: nothing written to the repository)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest / "src"
+
+
 def prepare(state: Path) -> tuple[dict[str, str], str]:
     """A registered, promoted iris model in a fresh state folder; the environment the servers share."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
@@ -234,9 +250,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--servers", nargs="+", default=list(SERVERS), choices=SERVERS)
+    parser.add_argument("--servers", nargs="+", default=list(SERVERS[:3]), choices=SERVERS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serving-iris.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "benchmarks-serving.png")
+    parser.add_argument("--baseline", help="commit whose `mlops serve` the 'before' server runs")
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -248,11 +265,12 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
     try:
+        baseline = export(args.baseline, work / "before") if args.baseline else None
         env, model_uri = prepare(work / "state")
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in args.servers}
         for i in range(args.runs):
             for kind in args.servers:  # alternating, a fresh server process per run
-                proc, port, path, body = start(kind, env, model_uri, work / f"{kind}.log")
+                proc, port, path, body = start(kind, env, model_uri, work / f"{kind}.log", baseline)
                 try:
                     result = measure(port, path, body, args.connections, args.warmup, args.seconds)
                 finally:
@@ -277,6 +295,8 @@ def main() -> None:
         ratios["throughput_vs_mlflow"] = summary["ours"]["rps"] / summary["mlflow"]["rps"]
     if {"ours", "floor"} <= set(summary):
         ratios["share_of_floor"] = summary["ours"]["rps"] / summary["floor"]["rps"]
+    if {"ours", "before"} <= set(summary):
+        ratios["throughput_vs_before"] = summary["ours"]["rps"] / summary["before"]["rps"]
     report = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -287,6 +307,7 @@ def main() -> None:
             k: v for k, v in vars(args).items() if k in {"runs", "seconds", "warmup", "connections"}
         },
         "model": model_uri,
+        "baseline": args.baseline,
         "runs": runs,
         "median": summary,
         "ratios": ratios,
@@ -303,7 +324,12 @@ def plot(summary: dict[str, dict[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = {"mlflow": "mlflow models serve", "ours": "mlops serve", "floor": "FastAPI floor"}
+    names = {
+        "mlflow": "mlflow models serve",
+        "ours": "mlops serve",
+        "floor": "FastAPI floor",
+        "before": "mlops serve (before)",
+    }
     kinds = list(summary)
     labels = [names[k] for k in kinds]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
