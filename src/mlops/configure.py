@@ -10,6 +10,7 @@ explicit URIs from ``Settings`` and steps get their settings as parameters.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,13 +36,22 @@ LIBRARY_DEFAULTS = {
 }
 
 
-def configure_libraries(settings: Settings) -> Settings:
+def configure_libraries(settings: Settings, *, shared_metrics_dir: Path | None = None) -> Settings:
     """Point ZenML at the project's state folder and switch off what phones home; returns ``settings``.
 
     MLflow's tracking and registry URIs are also exported (``MLFLOW_TRACKING_URI``/``_REGISTRY_URI``),
     for the two readers we do not build ourselves: ZenML's MLflow integration (stack components) and
     MLflow's own ``models:/`` resolution inside libraries. Our code passes the URIs explicitly.
+
+    ``shared_metrics_dir`` (the service with several workers, before it spawns them): a fresh folder
+    where prometheus_client's multiprocess mode keeps every worker's samples, so one scrape sees them
+    all. prometheus_client reads ``PROMETHEUS_MULTIPROC_DIR`` once, when a worker first imports it,
+    and spawned workers inherit this process's environment: nothing else reaches them in time.
     """
+    if shared_metrics_dir is not None:
+        shutil.rmtree(shared_metrics_dir, ignore_errors=True)
+        shared_metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared_metrics_dir)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ZENML_CONFIG_PATH", str(settings.zenml_config_path))
     os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(SOURCE_ROOT))

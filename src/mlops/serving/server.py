@@ -30,12 +30,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import shutil
 import signal
 import socket
 from importlib.metadata import version as installed_version
-from pathlib import Path
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
@@ -44,6 +41,7 @@ from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from mlops.configure import configure_libraries
 from mlops.settings import Settings
 
 IDLE_GRACE_S = 1.0  # how long a draining idle connection waits for a request already on its way
@@ -110,16 +108,6 @@ def server_classes(uvicorn_version: str | None = None) -> tuple[type[HttpToolsPr
     return HttpToolsProtocol, Multiprocess
 
 
-def share_metrics_between_workers(metrics_dir: Path) -> None:
-    """THE environment write of the service, kept here until it moves into
-    ``mlops.configure.configure_libraries``: prometheus_client reads ``PROMETHEUS_MULTIPROC_DIR``
-    once, when each worker first imports it, and uvicorn's workers are spawned processes that
-    inherit this process's environment. Nothing else reaches them before that import."""
-    shutil.rmtree(metrics_dir, ignore_errors=True)
-    metrics_dir.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-
-
 def config(settings: Settings, host: str, port: int, workers: int = 1, **options: Any) -> Config:
     """uvicorn's configuration. Workers build their app from ``settings`` itself (pickled into each
     spawned worker with the factory), not from the environment."""
@@ -143,5 +131,5 @@ def serve(settings: Settings, project: str, host: str, port: int, workers: int =
     if workers == 1:
         uvicorn.Server(cfg).run()
         return
-    share_metrics_between_workers(settings.state_dir / "prometheus-multiproc")  # one exposition
+    configure_libraries(settings, shared_metrics_dir=settings.state_dir / "prometheus-multiproc")
     supervisor(cfg, sockets=[cfg.bind_socket()]).run()
