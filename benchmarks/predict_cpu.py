@@ -37,6 +37,8 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
+from baseline import export_src
+
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "343c736"  # main when the one-route /predict work started (LeanPredict still there)
 EXAMPLE = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -193,16 +195,6 @@ async def child(requests: int, warmup: int, check: bool) -> dict[str, Any]:
 
 
 # ----- the parent -----
-def export(commit: str, dest: Path) -> Path:
-    """``src/`` of ``commit`` under ``dest`` (git archive: no worktree, nothing written to the repo)."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest / "src"
-
-
 def environment(src: Path, state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PROMETHEUS_"))}
     env.update(
@@ -280,7 +272,7 @@ def main() -> None:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", args.baseline], capture_output=True, text=True, check=True
         ).stdout.strip()
-        versions = {"before": export(commit, work / "before"), "after": args.after.resolve()}
+        versions = {"before": export_src(commit, work / "before"), "after": args.after.resolve()}
         state = work / "state"
         train(versions["before"], state)
         answers = {name: run_child(src, state, "--check")["answers"] for name, src in versions.items()}

@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from baseline import export_src
+
 ROOT = Path(__file__).resolve().parent.parent
 
 WORKER = r"""
@@ -62,13 +64,6 @@ def export_models(projects: list[str], folder: Path) -> dict[str, Path]:
     return files
 
 
-def baseline_tree(ref: str, folder: Path) -> Path:
-    """The source of ``ref`` (its ``src/`` folder), extracted without touching any work tree."""
-    archive = subprocess.run(["git", "archive", ref, "src"], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-    return folder / "src"
-
-
 def measure(src: Path, project: str, onnx: Path, calls: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "MLFLOW_DISABLE_TELEMETRY": "true"}
     proc = subprocess.run(
@@ -98,7 +93,7 @@ def main() -> None:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
-        trees = {"before": baseline_tree(args.before, Path(tmp)), "after": ROOT / "src"}
+        trees = {"before": export_src(args.before, Path(tmp)), "after": ROOT / "src"}
         models = export_models(args.projects, Path(tmp))
         results = []
         for project in args.projects:

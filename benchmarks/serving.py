@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from baseline import export_src
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SERVERS = ("mlflow", "ours", "floor", "before")
@@ -209,16 +211,6 @@ def measure(
 
 
 # ----- the benchmark -----
-def export(commit: str, dest: Path) -> Path:
-    """``src/`` of ``commit`` under ``dest`` (git archive: nothing written to the repository)."""
-    dest.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
-    )
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
-    return dest / "src"
-
-
 def prepare(state: Path) -> tuple[dict[str, str], str]:
     """A registered, promoted iris model in a fresh state folder; the environment the servers share."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
@@ -265,7 +257,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
     try:
-        baseline = export(args.baseline, work / "before") if args.baseline else None
+        baseline = export_src(args.baseline, work / "before") if args.baseline else None
         env, model_uri = prepare(work / "state")
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in args.servers}
         for i in range(args.runs):

@@ -2,9 +2,9 @@
 
 A restructuring should not make `mlops train` or `mlops batch-predict` slower. Each run is one whole
 command in a fresh state folder, timed from outside (wall clock of the process, imports included);
-the baseline is a `git worktree` of ``--baseline`` run with this checkout's virtual environment
-(``PYTHONPATH`` puts its ``src`` first, so the same pinned dependencies serve both). Runs alternate
-and swap which tree goes first, so a machine that speeds up or slows down during the benchmark
+the baseline is ``--baseline``'s ``src`` (``git archive``: benchmarks/baseline.py), run with this
+checkout's virtual environment (``PYTHONPATH`` puts it first: the same pinned dependencies serve both). Runs
+alternate and swap which tree goes first, so a machine that speeds up or slows down during the benchmark
 weighs on both alike; figures are medians, and ``ratio`` is current / baseline (below 1: faster).
 
     .venv/bin/python benchmarks/versus.py train [--baseline 117f35d] [--runs 5]
@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from baseline import export_src
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -73,35 +75,25 @@ def _batch_input(folder: Path, rows: int) -> Path:
 def run(job: str, baseline: str, runs: int, rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mlops-versus-") as tmp:
         folder = Path(tmp)
-        base_tree = folder / "baseline"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(base_tree), baseline],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        trees = {"baseline": base_tree / "src", "current": ROOT / "src"}
+        trees = {"baseline": export_src(baseline, folder / "baseline"), "current": ROOT / "src"}
         times: dict[str, list[float]] = {name: [] for name in trees}
-        try:
-            source = _batch_input(folder, rows) if job == "batch" else None
-            homes = {}
-            if job == "batch":  # one trained readmission model per tree, not timed
-                for name, src in trees.items():
-                    homes[name] = folder / f"{name}-state"
-                    _mlops(src, homes[name], "train", "--project", "readmission", "--json")
-            for i in range(runs):
-                order = list(trees) if i % 2 == 0 else list(reversed(trees))
-                for name in order:
-                    src = trees[name]
-                    if job == "train":
-                        times[name].append(_mlops(src, folder / f"{name}-{i}", "train", "--json"))
-                    else:
-                        out = folder / f"{name}-{i}.parquet"
-                        args = ["batch-predict", str(source), "--project", "readmission"]
-                        times[name].append(_mlops(src, homes[name], *args, "--output", str(out), "--json"))
-                        out.unlink()
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+        source = _batch_input(folder, rows) if job == "batch" else None
+        homes = {}
+        if job == "batch":  # one trained readmission model per tree, not timed
+            for name, src in trees.items():
+                homes[name] = folder / f"{name}-state"
+                _mlops(src, homes[name], "train", "--project", "readmission", "--json")
+        for i in range(runs):
+            order = list(trees) if i % 2 == 0 else list(reversed(trees))
+            for name in order:
+                src = trees[name]
+                if job == "train":
+                    times[name].append(_mlops(src, folder / f"{name}-{i}", "train", "--json"))
+                else:
+                    out = folder / f"{name}-{i}.parquet"
+                    args = ["batch-predict", str(source), "--project", "readmission"]
+                    times[name].append(_mlops(src, homes[name], *args, "--output", str(out), "--json"))
+                    out.unlink()
     medians = {name: statistics.median(values) for name, values in times.items()}
     return {
         "job": job,
