@@ -37,8 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baseline import export_src
-
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SERVERS = ("mlflow", "ours", "floor", "before")
@@ -257,6 +255,8 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-serving-"))
     try:
+        from baseline import export_src  # here: tests import this module as benchmarks.serving
+
         baseline = export_src(args.baseline, work / "before") if args.baseline else None
         env, model_uri = prepare(work / "state")
         runs: dict[str, list[dict[str, Any]]] = {k: [] for k in args.servers}
