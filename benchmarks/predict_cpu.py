@@ -195,6 +195,18 @@ async def child(requests: int, warmup: int, check: bool) -> dict[str, Any]:
 
 
 # ----- the parent -----
+def _describe(src: Path) -> str:
+    """``src`` as a reader can find it again: this checkout's commit (``+changes`` when dirty), or the
+    folder's name for another tree."""
+    if src.resolve() != (ROOT / "src").resolve():
+        return src.name
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True
+    )
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def environment(src: Path, state: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PROMETHEUS_"))}
     env.update(
@@ -293,7 +305,7 @@ def main() -> None:
     median = {name: statistics.median(r["cpu_us"] for r in results) for name, results in runs.items()}
     report = {
         "baseline": commit,
-        "after": str(args.after),
+        "after": _describe(args.after),
         "settings": {"runs": args.runs, "requests": args.requests, "warmup": args.warmup},
         "runs": runs,
         "median_cpu_us": median,

@@ -19,7 +19,7 @@ or 422 (naming the field) as before. The OpenAPI spec still documents the reques
 error status (``responses``).
 
 Cost (benchmarks/predict_cpu.py, against LeanPredict, the pure-ASGI answer before FastAPI that these
-routes replace): 1.16x the CPU per request (medians of 5 interleaved runs; 1.12-1.31x run by run).
+routes replace): 1.21x the CPU per request (medians of 5 interleaved runs: results/predict_cpu.json).
 The difference is FastAPI's own middleware and router, which every route goes through.
 """
 
