@@ -36,7 +36,9 @@ LIBRARY_DEFAULTS = {
 }
 
 
-def configure_libraries(settings: Settings, *, shared_metrics_dir: Path | None = None) -> Settings:
+def configure_libraries(
+    settings: Settings, *, shared_metrics_dir: Path | None = None, pipelines: bool = False
+) -> Settings:
     """Point ZenML at the project's state folder and switch off what phones home; returns ``settings``.
 
     MLflow's tracking and registry URIs are also exported (``MLFLOW_TRACKING_URI``/``_REGISTRY_URI``),
@@ -47,6 +49,9 @@ def configure_libraries(settings: Settings, *, shared_metrics_dir: Path | None =
     where prometheus_client's multiprocess mode keeps every worker's samples, so one scrape sees them
     all. prometheus_client reads ``PROMETHEUS_MULTIPROC_DIR`` once, when a worker first imports it,
     and spawned workers inherit this process's environment: nothing else reaches them in time.
+
+    ``pipelines`` (the pipeline runner): also memoise the package scan ZenML and MLflow repeat while
+    a pipeline runs; other commands and the service never pay for its import.
     """
     if shared_metrics_dir is not None:
         shutil.rmtree(shared_metrics_dir, ignore_errors=True)
@@ -59,7 +64,8 @@ def configure_libraries(settings: Settings, *, shared_metrics_dir: Path | None =
         os.environ.setdefault(name, value)
     os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
-    _cache_distribution_lookup()
+    if pipelines:
+        _cache_distribution_lookup()
     return settings
 
 

@@ -81,7 +81,7 @@ def run_monitoring(
 
 
 def _prepare(settings: Settings, project: str) -> ProjectSpec:
-    configure_libraries(settings)
+    configure_libraries(settings, pipelines=True)
     return get_project(project)
 
 

@@ -177,7 +177,7 @@ def _require_head(engine: sa.Engine, database: str) -> None:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://", [database]))
-    head = script_heads([database])[0]
+    head = script.get_revision(f"{database}@head").revision
     with engine.connect() as conn:
         current = current_heads(conn)
     known = {rev.revision for rev in script.walk_revisions()}
