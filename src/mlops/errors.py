@@ -49,10 +49,19 @@ class AliasConflict(PromotionRefused):
     """The alias moved between our read and our write (compare-and-set failed)."""
 
 
+class Unavailable(MlopsError):
+    """A decision cannot be judged now: the registry, tracking server or a store is unreachable or timed
+    out. Nothing moved; retrying later may succeed, so it has its own exit code (75, ``EX_TEMPFAIL``
+    of sysexits.h) apart from 5, a policy refusal that a retry would only repeat."""
+
+    exit_code = 75
+    retryable = True
+
+
 # ----- errors as data: across processes (steps, the retrain worker) without re-parsing text -----
 ERROR_TYPES: dict[str, type[MlopsError]] = {
     cls.__name__: cls
-    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict)
+    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict, Unavailable)
 }
 
 

@@ -82,6 +82,24 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
 
+    # Trustworthy promotion (issue 11, H2: fail closed, statistics, sealed holdout, approvers)
+    promotion_scoring_timeout_s: float = Field(
+        120.0, gt=0, description="Scoring the champion longer than this cannot be judged: refused."
+    )
+    bootstrap_resamples: int = Field(2000, ge=1000, description="Paired bootstrap resamples per decision.")
+    noninferiority_margin: float = Field(
+        0.01, gt=0.0, description="Re-validation passes when the interval's lower bound exceeds -margin."
+    )
+    sealed_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="Share of rows in the sealed slice.")
+    sealed_max_decisions: int = Field(50, ge=1, description="Decisions that may read one sealed slice.")
+    train_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="Stratified share of the training split used to fit."
+    )
+    approvers: str = Field("", description="Comma-separated allow-list of production approvers.")
+
+    def approver_list(self) -> list[str]:
+        return [a.strip() for a in self.approvers.split(",") if a.strip()]
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "development":

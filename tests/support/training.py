@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mlops.data.split import fingerprint, split
+from mlops.data.split import fingerprint, split, subsample
 from mlops.errors import GateFailed
 from mlops.governance.gates import check_data, model_gate
 from mlops.governance.model_card import refresh as refresh_model_card
 from mlops.governance.promote import auto_promote, summary
+from mlops.governance.sealed import carve, sealed_tags
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
 from mlops.ml import onnx_export
@@ -54,15 +55,18 @@ def export_or_fallback(
 def train_register_promote(
     settings: Settings, project: str, frame: pd.DataFrame | None = None, *, seed: int | None = None
 ) -> dict[str, Any]:
-    """load → validate → split → train → evaluate (gate) → export ONNX → register → promote, as the
-    pipeline's steps do; returns the shape of ``mlops train --json`` (model, metrics, parity, promotion)."""
+    """load + seal → validate → split → train → evaluate (gate) → export ONNX → register → promote, as
+    the pipeline's steps do; returns the shape of ``mlops train --json`` (model, metrics, parity,
+    promotion)."""
     spec = get_project(project)
     seed = settings.seed if seed is None else seed
     # load_data, validate_data, split_data
-    data = spec.load(settings) if frame is None else frame
-    dataset_hash = fingerprint(data)
+    loaded = spec.load(settings) if frame is None else frame
+    dataset_hash = fingerprint(loaded)
+    data, sealed = carve(settings, spec, loaded)
     check_data(spec, data)
     train, holdout = split(data, spec.target, settings.test_size, seed)
+    train = subsample(train, spec.target, settings.train_fraction, seed)
     # train_model
     model, threshold = ml.train_with_threshold(spec, train, seed)
     # evaluate_model
@@ -86,12 +90,13 @@ def train_register_promote(
         parity=parity,
         dataset_hash=dataset_hash,
         seed=seed,
+        extra_tags=sealed_tags(sealed.evidence()),
         threshold=threshold,
         group_metrics=groups,
     )
     refresh_model_card(Registry(settings, spec.name), ref.version)
     # promote_model
-    decision, event = auto_promote(settings, spec, ref.version, holdout, metrics, [])
+    decision, event = auto_promote(settings, spec, ref.version, sealed, [])
     return {
         "model": {"name": ref.name, "version": ref.version, "run_id": ref.run_id},
         "metrics": metrics,

@@ -1,4 +1,4 @@
-"""Seeded, stratified splits and the fingerprint of a data set."""
+"""Seeded, stratified splits, the sealed governance slice and the fingerprint of a data set."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -26,3 +27,34 @@ def fingerprint(frame: pd.DataFrame) -> str:
     digest.update(",".join(map(str, frame.columns)).encode())
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+SEALED_BUCKETS = 10_000
+
+
+def row_hashes(frame: pd.DataFrame, columns: list[str], epoch: int = 0) -> np.ndarray:
+    """One 64-bit hash per row of ``columns``' values, salted by ``epoch``: the same row gets the
+    same hash in every run, process and version, whatever its position; another epoch, another hash."""
+    import pandas as pd
+
+    salt = f"sealed{epoch:010d}"  # hash_pandas_object's key is exactly 16 characters
+    return pd.util.hash_pandas_object(frame[columns], index=False, hash_key=salt).to_numpy()
+
+
+def seal(
+    frame: pd.DataFrame, columns: list[str], fraction: float, epoch: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(rest, sealed)``: the rows whose salted content hash falls in the first ``fraction`` of the
+    buckets are sealed. Selection by content, not position or seed, so a row sealed once stays sealed
+    in every run of the epoch, and duplicates of a sealed row are sealed with it (no leak through a
+    copy in training)."""
+    mask = (row_hashes(frame, columns, epoch) % SEALED_BUCKETS) < int(fraction * SEALED_BUCKETS)
+    return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)
+
+
+def subsample(frame: pd.DataFrame, target: str, fraction: float, seed: int) -> pd.DataFrame:
+    """A stratified, seeded share of ``frame`` (all of it at 1.0): a deliberately weakened model."""
+    if fraction >= 1.0:
+        return frame
+    part, _ = split(frame, target, 1.0 - fraction, seed)
+    return part

@@ -1,4 +1,7 @@
-"""load → validate → split → train → evaluate (gate) → export ONNX → register → promote."""
+"""load + seal → validate → split → train → evaluate (gate) → export ONNX → register → promote.
+
+The sealed slice goes from ``load_data`` straight to ``promote_model``: no step in between sees it.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,12 @@ def training_pipeline(
     run_settings: dict[str, Any], project: str = "iris", test_size: float = 0.3, seed: int = 42
 ) -> None:
     """``run_settings`` is ``Settings.step_parameters()``: no secrets (steps read them from their env)."""
-    raw, dataset_hash = load_data(project=project, run_settings=run_settings)
+    raw, dataset_hash, sealed, sealed_evidence = load_data(project=project, run_settings=run_settings)
     dataset = validate_data(raw, project=project)
-    train_set, holdout = split_data(dataset, project=project, test_size=test_size, seed=seed)
+    train_fraction = float(run_settings.get("train_fraction", 1.0))
+    train_set, holdout = split_data(
+        dataset, project=project, test_size=test_size, seed=seed, train_fraction=train_fraction
+    )
     model, decision = train_model(train_set, project=project, seed=seed)
     metrics, groups, matrix, _ = evaluate_model(model, holdout, decision, project=project)
     onnx_model, parity = export_onnx(model, holdout, project=project, run_settings=run_settings)
@@ -32,8 +38,9 @@ def training_pipeline(
         onnx_model,
         parity,
         dataset_hash,
+        sealed_evidence,
         project=project,
         seed=seed,
         run_settings=run_settings,
     )
-    promote_model(version, holdout, metrics, project=project, run_settings=run_settings)
+    promote_model(version, sealed, sealed_evidence, project=project, run_settings=run_settings)

@@ -1,4 +1,4 @@
-"""Data stage: load (never cached: it reads the outside world), validate, split."""
+"""Data stage: load (never cached: it reads the outside world) and seal, validate, split."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import log_metadata, step
 
-from mlops.data.split import fingerprint, split
+from mlops.data.split import fingerprint, split, subsample
 from mlops.governance.gates import check_data
+from mlops.governance.sealed import carve
 from mlops.projects import get_project
 from mlops.settings import Settings
 from mlops.steps.hooks import run_failed
@@ -17,12 +18,30 @@ from mlops.steps.hooks import run_failed
 @step(enable_cache=False, on_failure=run_failed)
 def load_data(
     project: str, run_settings: dict[str, Any]
-) -> tuple[Annotated[pd.DataFrame, "raw_dataset"], Annotated[str, "dataset_hash"]]:
+) -> tuple[
+    Annotated[pd.DataFrame, "raw_dataset"],
+    Annotated[str, "dataset_hash"],
+    Annotated[pd.DataFrame, "sealed_slice"],
+    Annotated[dict[str, Any], "sealed_evidence"],
+]:
+    """Loads, then carves the sealed governance slice off before anything else sees the rows: the
+    rest is what validation, splitting, training and evaluation get."""
+    settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
-    frame = spec.load(Settings.from_step_parameters(run_settings))
+    frame = spec.load(settings)
     digest = fingerprint(frame)
-    log_metadata({"rows": len(frame), "columns": len(frame.columns), "dataset_hash": digest})
-    return frame, digest
+    rest, sealed = carve(settings, spec, frame)
+    evidence = sealed.evidence()
+    log_metadata(
+        {
+            "rows": len(frame),
+            "columns": len(frame.columns),
+            "dataset_hash": digest,
+            "sealed": evidence,
+            "rows_after_sealing": len(rest),
+        }
+    )
+    return rest, digest, sealed.frame, evidence
 
 
 @step(on_failure=run_failed)
@@ -36,16 +55,19 @@ def validate_data(dataset: pd.DataFrame, project: str) -> Annotated[pd.DataFrame
 
 @step(on_failure=run_failed)
 def split_data(
-    dataset: pd.DataFrame, project: str, test_size: float, seed: int
+    dataset: pd.DataFrame, project: str, test_size: float, seed: int, train_fraction: float = 1.0
 ) -> tuple[Annotated[pd.DataFrame, "train_set"], Annotated[pd.DataFrame, "eval_holdout"]]:
+    """Splits the unsealed rows; ``train_fraction`` < 1 fits on a stratified share (a weakened model)."""
     spec = get_project(project)
     train, holdout = split(dataset, spec.target, test_size, seed)
+    train = subsample(train, spec.target, train_fraction, seed)
     log_metadata(
         {
             "train_rows": len(train),
             "holdout_rows": len(holdout),
             "holdout_hash": fingerprint(holdout),
             "seed": seed,
+            "train_fraction": train_fraction,
         }
     )
     return train, holdout

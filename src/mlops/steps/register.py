@@ -14,6 +14,7 @@ from zenml.types import MarkdownString
 
 from mlops.governance.model_card import refresh as refresh_model_card
 from mlops.governance.promote import auto_promote, summary
+from mlops.governance.sealed import SealedSlice, sealed_tags
 from mlops.projects import get_project
 from mlops.registry import Registry
 from mlops.settings import Settings
@@ -32,6 +33,7 @@ def register_model(
     onnx_model: bytes,
     onnx_parity: dict[str, Any],
     dataset_hash: str,
+    sealed_evidence: dict[str, Any],
     project: str,
     seed: int,
     run_settings: dict[str, Any],
@@ -58,7 +60,7 @@ def register_model(
         parity=onnx_parity,
         dataset_hash=dataset_hash,
         seed=seed,
-        extra_tags=zenml_links,
+        extra_tags={**zenml_links, **sealed_tags(sealed_evidence)},
         threshold=decision.get("threshold"),
         group_metrics=group_metrics,
     )
@@ -76,15 +78,18 @@ def register_model(
 @step(enable_cache=False, on_failure=run_failed, on_success=run_succeeded)
 def promote_model(
     mlflow_model_version: dict[str, str],
-    eval_holdout: pd.DataFrame,
-    metrics: dict[str, float],
+    sealed_slice: pd.DataFrame,
+    sealed_evidence: dict[str, Any],
     project: str,
     run_settings: dict[str, Any],
 ) -> Annotated[dict[str, Any], "promotion_decision"]:
-    """Fair promotion: champion and challenger scored on this run's holdout; compare-and-set alias move."""
+    """Fair promotion: challenger and champion scored on the sealed slice, decided by the paired
+    bootstrap; compare-and-set alias move. A decision that cannot be taken now fails the run
+    (``Unavailable``, exit 75) with nothing moved."""
     settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
-    decision, event = auto_promote(settings, spec, mlflow_model_version["version"], eval_holdout, metrics, [])
+    sealed = SealedSlice.from_evidence(sealed_slice, sealed_evidence)
+    decision, event = auto_promote(settings, spec, mlflow_model_version["version"], sealed, [])
     result = summary(decision, event)
     meta: dict[str, Any] = {"promotion": result}
     log_metadata(meta)
