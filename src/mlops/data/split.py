@@ -34,11 +34,19 @@ SEALED_BUCKETS = 10_000
 
 def row_hashes(frame: pd.DataFrame, columns: list[str], epoch: int = 0) -> np.ndarray:
     """One 64-bit hash per row of ``columns``' values, salted by ``epoch``: the same row gets the
-    same hash in every run, process and version, whatever its position; another epoch, another hash."""
+    same hash in every run, process and version, whatever its position; another epoch, another hash.
+
+    pandas' ``hash_key`` only salts text columns, so the salt is mixed in here with the splitmix64
+    finalizer (every output bit depends on every input bit)."""
+    import numpy as np
     import pandas as pd
 
-    salt = f"sealed{epoch:010d}"  # hash_pandas_object's key is exactly 16 characters
-    return pd.util.hash_pandas_object(frame[columns], index=False, hash_key=salt).to_numpy()
+    salt = int.from_bytes(hashlib.sha256(f"mlops-sealed-{epoch}".encode()).digest()[:8], "little")
+    h = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy(dtype=np.uint64) ^ np.uint64(salt)
+    with np.errstate(over="ignore"):
+        h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.asarray(h ^ (h >> np.uint64(31)))
 
 
 def seal(

@@ -10,7 +10,10 @@ from mlops.governance.ledger import apply
 from mlops.governance.promote import auto_promote, manual_promote, rollback, score_on
 from mlops.registry import Registry
 from mlops.stores.audit import AuditLog
+from mlops.ml.bootstrap import Interval
 from tests.support.training import train_register_promote
+
+WIN = Interval(0.5, 0.4, 0.6, 0.95, 2000, 30, 42, "f1_macro")
 
 
 def test_first_model_is_promoted_and_audited(settings, registered_iris) -> None:
@@ -31,36 +34,29 @@ def test_retraining_same_data_ties_and_becomes_challenger(settings, registered_i
     assert second["promotion"]["outcome"] == "kept"
     assert reg.aliases() == {"production": "1", "challenger": "2"}
     decision = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
-    assert decision.decision == "kept" and "ties" in decision.reason
+    assert decision.decision == "kept" and "champion kept" in decision.reason
     assert decision.details["champion_score"] == decision.details["challenger_score"]
+    interval = decision.details["interval"]
+    assert (interval["lo"], interval["hi"], interval["resamples"]) == (0.0, 0.0, settings.bootstrap_resamples)
+    assert decision.details["evidence"]["source"] == "sealed"
+    assert decision.details["evidence"]["fingerprint"] == reg.version("2").tags["sealed_fingerprint"]
+    assert reg.version("2").tags["promotion.interval"] == "[+0.0000, +0.0000]"
 
 
-def test_champion_is_scored_on_the_challengers_holdout(settings, registered_iris, iris_spec) -> None:
-    """The champion is judged on the challenger's holdout, never on its own.
+def test_both_are_scored_on_the_sealed_slice_never_a_runs_holdout(settings, registered_iris, iris_spec) -> None:
+    """Challenger and champion are judged on the same sealed rows, which neither trained on: the
+    recorded scores are each version's score on exactly those rows."""
+    from mlops.governance.sealed import carve
 
-    Everything is seeded, so the outcome is fixed: version 1 (split seed 42) saw about 70 % of the
-    seed-7 holdout in training, so on that holdout it scores above its own holdout figure and above
-    version 2 (trained with seed 7, scored on its seed-7 holdout): version 2 is kept out, and the
-    champion score in the decision is version 1's score on the seed-7 rows, not its registered one.
-    """
-    from mlops.data.split import split
-
-    reg = Registry(settings, "iris")
-    frame = iris_spec.load(settings)
-    _, holdout = split(frame, iris_spec.target, settings.test_size, 7)
-    champion_on_holdout = score_on(reg, iris_spec, "1", holdout)["f1_macro"]
-    decision, _ = auto_promote(settings, iris_spec, "1", holdout, {"f1_macro": champion_on_holdout}, [])
-    # Version 1 is the champion itself: no self-comparison, it re-enters as "no champion".
-    assert decision.champion_score is None
-    own = registered_iris["metrics"]["f1_macro"]
     second = train_register_promote(settings, "iris", seed=7)
-    challenger = second["metrics"]["f1_macro"]
-    assert own < challenger < champion_on_holdout, (own, challenger, champion_on_holdout)
-    assert second["promotion"]["outcome"] == "kept", second["promotion"]
-    assert "is worse than champion" in second["promotion"]["reason"]
+    reg = Registry(settings, "iris")
+    _, sealed = carve(settings, iris_spec, iris_spec.load(settings))
     last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
-    assert last.details["champion_score"] == pytest.approx(champion_on_holdout, abs=1e-12)
-    assert last.details["challenger_score"] == pytest.approx(challenger, abs=1e-12)
+    assert last.details["evidence"]["fingerprint"] == sealed.fingerprint
+    assert last.details["evidence"]["rows"] == sealed.rows < 50
+    assert last.details["champion_score"] == pytest.approx(score_on(reg, iris_spec, "1", sealed.frame)["f1_macro"])
+    assert last.details["challenger_score"] == pytest.approx(score_on(reg, iris_spec, "2", sealed.frame)["f1_macro"])
+    assert second["promotion"]["outcome"] == "kept", second["promotion"]
     assert reg.aliases() == {"production": "1", "challenger": "2"}
 
 
@@ -77,7 +73,7 @@ def test_alias_moved_between_read_and_write_is_refused(settings, registered_iris
 def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
     before = len(AuditLog(settings.audit_url).history(model_name=reg.name))
-    d = decide(metric="f1_macro", challenger=1.0, champion=0.5, margin=0.0, gate_reasons=[])
+    d = decide(metric="f1_macro", challenger=1.0, champion=0.5, margin=0.0, gate_reasons=[], interval=WIN)
     with pytest.raises(AliasConflict):
         apply(reg, d, version="1", alias="production", expected="99")
     assert len(AuditLog(settings.audit_url).history(model_name=reg.name)) == before
@@ -85,7 +81,7 @@ def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) 
 
 def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
-    d = decide(metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"])
+    d = decide(metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"], interval=WIN)
     apply(reg, d, version="1", alias="production", expected="1")
     assert reg.aliases() == {"production": "1"}
     assert AuditLog(settings.audit_url).history(model_name=reg.name)[-1].decision == "rejected"
@@ -103,6 +99,8 @@ def test_manual_promote_and_rollback_are_audited(settings, registered_iris, iris
         settings, iris_spec, "2", to="production", reason="reviewed by the team", approver="ana"
     )
     assert event.details["approver"] == "ana" and "f1_macro" in event.details["fresh_holdout_metrics"]
+    assert event.details["evidence_source"] == "sealed"  # iris cannot draw fresh rows
+    assert event.details["test"] == "non-inferiority" and event.details["interval"]["resamples"] == 2000
     assert reg.alias_version("production") == "2"
     event = rollback(settings, iris_spec, reason="bad canary")
     assert (event.from_version, event.to_version, event.action) == ("2", "1", "rollback")
@@ -144,8 +142,10 @@ def test_a_version_the_service_could_not_load_is_never_promoted(
     last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
     assert (last.decision, last.to_version, last.alias) == ("rejected", "2", "production")
 
-    holdout = iris_spec.load(settings).sample(45, random_state=0)
-    decision, _ = auto_promote(settings, iris_spec, "2", holdout, {"f1_macro": 1.0}, [])
+    from mlops.governance.sealed import carve
+
+    _, sealed = carve(settings, iris_spec, iris_spec.load(settings))
+    decision, _ = auto_promote(settings, iris_spec, "2", sealed, [])
     assert decision.outcome == "rejected" and "cannot be served" in decision.reason
     assert reg.alias_version("production") == "1"
 
@@ -157,3 +157,5 @@ def test_a_champion_that_cannot_be_loaded_is_replaced_by_a_good_challenger(
     result = train_register_promote(settings, "iris", seed=11)
     assert result["promotion"]["outcome"] == "promoted", result["promotion"]
     assert Registry(settings, "iris").alias_version("production") == result["model"]["version"]
+    last = AuditLog(settings.audit_url).history(model_name="iris-classifier")[-1]
+    assert "champion v1 unservable" in last.reason and "scoring champion v1" in last.details["champion_unservable"]
