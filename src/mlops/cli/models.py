@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +16,10 @@ from mlops.settings import mask_url
 
 @app.command()
 def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Run the training pipeline (ZenML): load, validate, split, train, evaluate, register, promote."""
+    """Run the training pipeline (ZenML): load and seal, validate, split, train, evaluate, register, promote.
+
+    Exit 75 (retryable) when the decision cannot be judged now (registry or a store unreachable or timed
+    out): nothing moved, the refusal is audited; exit 5 is a policy refusal."""
     settings, name = settings_for(project)
     quiet_libraries()
     from mlops.runner import run_training
@@ -70,14 +74,26 @@ def promote(
     reason: Annotated[str, typer.Option(help="Why (recorded in the audit log).")] = "",
     approver: Annotated[str | None, typer.Option(help="Who approves (required for production).")] = None,
     via_pipeline: Annotated[bool, typer.Option(help="Run it as the ZenML promotion pipeline.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Newer rows (CSV/Parquet) to re-validate on (fresh evidence)."),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Move an alias to VERSION after re-validating it on a fresh holdout (compare-and-set, audited)."""
+    """Move an alias to VERSION after re-validating it (compare-and-set, audited).
+
+    Re-validation scores rows the version never saw: fresh ones (--data, or the loader's generator),
+    otherwise its sealed slice, and must be non-inferior to production. Exit 5: refused by policy;
+    exit 75: cannot be judged now (registry or a store down), retry later."""
     settings, name = settings_for(project)
     if to not in {"production", "staging"}:
         raise UsageError(f"cannot promote to {to!r}", hint="use --to production or --to staging")
+    if data is not None and not data.is_file():
+        raise UsageError(f"--data {data}: no such file", hint="pass a CSV or Parquet file of labelled rows")
     result: dict[str, Any]
+    if via_pipeline and data is not None:
+        raise UsageError("--data is not available with --via-pipeline yet", hint="drop one of the two")
     if via_pipeline:
         quiet_libraries()
         from mlops.runner import run_promotion
@@ -88,7 +104,7 @@ def promote(
         from mlops.projects import get_project
 
         result = manual_promote(
-            settings, get_project(name), version, to=to, reason=reason, approver=approver
+            settings, get_project(name), version, to=to, reason=reason, approver=approver, data_path=data
         ).as_dict()
     render.show(result, as_json, render.promotion)
 

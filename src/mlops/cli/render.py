@@ -50,6 +50,15 @@ def _training(project: str, result: dict[str, Any]) -> None:
         "decision",
         f"[bold]{promotion.get('outcome')}[/] → {promotion.get('alias')}: {promotion.get('reason')}",
     )
+    evidence = promotion.get("evidence") or {}
+    if evidence:
+        interval = promotion.get("interval") or {}
+        table.add_row(
+            "evidence",
+            f"{evidence.get('source')} slice {str(evidence.get('fingerprint', ''))[:12]} "
+            f"({evidence.get('rows')} rows, epoch {evidence.get('epoch')})"
+            + (f"; {interval.get('resamples')} paired bootstrap resamples" if interval else ""),
+        )
     console.print(table)
 
 
@@ -68,7 +77,7 @@ def versions(model_name: str) -> Callable[[list[dict[str, Any]]], None]:
                 ", ".join(v["aliases"]),
                 f"{v['metrics'].get(primary, float('nan')):.4f}",
                 v["runtime"],
-                v["promotion"],
+                " ".join(filter(None, [v["promotion"], v["tags"].get("promotion.interval", "")])),
                 v["created_at"][:19],
             )
         console.print(table)
@@ -88,10 +97,16 @@ def _prediction(row: dict[str, Any], result: dict[str, Any]) -> None:
 
 
 def promotion(result: dict[str, Any]) -> None:
+    details = result.get("details") or {}
+    evidence = details.get("evidence") or {}
     console.print(
         f"[green]{result['alias']}[/]: {result['from_version'] or '-'} → {result['to_version']} "
         f"({result['reason']})"
     )
+    if evidence:
+        console.print(
+            f"evidence: {evidence.get('source')} rows ({evidence.get('rows')}), test {details.get('test')}"
+        )
 
 
 def rollback(result: dict[str, Any]) -> None:

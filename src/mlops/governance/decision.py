@@ -51,13 +51,15 @@ class Decision:
 
     def tags(self) -> dict[str, str]:
         """The few compact MLflow version tags of the statistical evidence."""
-        out = {"promotion.test": self.test}
+        out: dict[str, str] = {"promotion.test": self.test}
         if self.interval is not None:
             out["promotion.interval"] = f"[{self.interval.lo:+.4f}, {self.interval.hi:+.4f}]"
             out["promotion.estimate"] = f"{self.interval.estimate:+.4f}"
             out["promotion.resamples"] = str(self.interval.resamples)
         if self.evidence.get("fingerprint"):
-            out["promotion.evidence"] = f"{self.evidence.get('source', '')}:{self.evidence['fingerprint'][:16]}"
+            out["promotion.evidence"] = (
+                f"{self.evidence.get('source', '')}:{self.evidence['fingerprint'][:16]}"
+            )
         return out
 
 

@@ -59,17 +59,47 @@ def render(
                 lines.append(f"| {group} | {cells} |")
             lines.append("")
     lines += ["", "## Gates", f"Passed at training: {tags.get('gates_passed') == 'true'}."]
+    if tags.get("sealed_fingerprint"):
+        lines += [
+            "",
+            "## Promotion evidence",
+            f"- sealed governance slice: `{tags['sealed_fingerprint'][:16]}` "
+            f"({tags.get('sealed_rows', '?')} rows, epoch {tags.get('sealed_epoch', '0')}), "
+            "never seen by training, tuning or evaluation",
+            "- rule: paired, class-stratified bootstrap of the primary metric's difference on those rows; "
+            "automatic promotion when the 95 % interval's lower bound exceeds the superiority margin, "
+            "re-validation for production when it exceeds minus the non-inferiority margin",
+        ]
+        if tags.get("promotion.interval"):
+            lines.append(
+                f"- last decision: {tags.get('promotion.test', '')}, "
+                f"estimate {tags.get('promotion.estimate', '')}, "
+                f"95 % interval {tags['promotion.interval']}, {tags.get('promotion.resamples', '')} resamples"
+            )
     if decisions:
         lines += [
             "",
             "## Decisions and approvals",
-            "| when | who | alias | decision | reason |",
-            "|---|---|---|---|---|",
+            "| when | who | alias | decision | evidence | reason |",
+            "|---|---|---|---|---|---|",
         ]
         for e in decisions:
             who = e.details.get("approver", e.actor)
-            lines.append(f"| {e.at:%Y-%m-%d %H:%M} | {who} | {e.alias or ''} | {e.decision} | {e.reason} |")
+            lines.append(
+                f"| {e.at:%Y-%m-%d %H:%M} | {who} | {e.alias or ''} | {e.decision} | {_evidence(e.details)} "
+                f"| {e.reason} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _evidence(details: dict[str, Any]) -> str:
+    """``sealed 30 rows, [-0.03, +0.03]``: where a decision's scores came from and its interval."""
+    evidence = details.get("evidence") or {}
+    interval = details.get("interval") or {}
+    text = f"{evidence.get('source', '')} {evidence.get('rows', '')} rows".strip() if evidence else ""
+    if interval:
+        text += f", [{interval['lo']:+.4f}, {interval['hi']:+.4f}]"
+    return text or "-"
 
 
 def _columns(groups: dict[str, dict[str, Any]]) -> list[str]:

@@ -67,7 +67,9 @@ def _judge(settings: Settings, what: str, fn: Callable[[], T]) -> T:
         raise _Judged(classify(exc), settings.redact(f"{what}: {describe(exc)}"), exc) from exc
 
 
-def predictions(reg: Registry, spec: ProjectSpec, version: str, frame: pd.DataFrame) -> tuple[float, np.ndarray]:
+def predictions(
+    reg: Registry, spec: ProjectSpec, version: str, frame: pd.DataFrame
+) -> tuple[float, np.ndarray]:
     """The primary metric of ``version`` on ``frame`` and its per-row output for the bootstrap:
     predicted class ids, or positive-class scores when the metric is ROC AUC of a binary use case."""
     from mlops.ml.evaluate import holdout_xy, metrics, predict_classes
@@ -91,7 +93,9 @@ def score_on(reg: Registry, spec: ProjectSpec, version: str, holdout: pd.DataFra
     return metrics(spec, y, model.predict_proba(x), reg.threshold(version))
 
 
-def compare(settings: Settings, spec: ProjectSpec, frame: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> Interval:
+def compare(
+    settings: Settings, spec: ProjectSpec, frame: pd.DataFrame, a: np.ndarray, b: np.ndarray
+) -> Interval:
     """The paired bootstrap interval of ``a - b`` on ``frame``'s rows (seeded by the settings)."""
     from mlops.ml.bootstrap import paired_bootstrap
 
@@ -149,7 +153,9 @@ def _refuse(
     )
     extra = {"unavailable": judged.cause, "retryable": True, **(details or {})}
     try:
-        record_decision(reg, version=version, alias=alias, decision=decision, from_version=expected, details=extra)
+        record_decision(
+            reg, version=version, alias=alias, decision=decision, from_version=expected, details=extra
+        )
     except Exception as exc:
         logger.warning("refusal not recorded through the registry (%s); writing the audit row only", exc)
         try:
@@ -168,7 +174,9 @@ def _refuse(
                 )
             )
         except Exception as audit_exc:
-            logger.error("the refusal of v%s could not be audited: %s", version, settings.redact(str(audit_exc)))
+            logger.error(
+                "the refusal of v%s could not be audited: %s", version, settings.redact(str(audit_exc))
+            )
     raise Unavailable(
         f"promotion of {reg.name!r} v{version} to {alias!r} refused, it cannot be judged now: {judged.cause}",
         hint="nothing moved; retry when the registry and stores are reachable",
@@ -229,7 +237,9 @@ def auto_promote(
         score, output = float("nan"), None
         if not reasons:
             score, output = _judge(
-                settings, f"scoring challenger v{version}", lambda: predictions(reg, spec, version, sealed.frame)
+                settings,
+                f"scoring challenger v{version}",
+                lambda: predictions(reg, spec, version, sealed.frame),
             )
         rival, interval = None, None
         if output is not None and champion is not None and champion != version:
@@ -247,7 +257,16 @@ def auto_promote(
         if output is not None and alias != "production":
             reasons += _regression(settings, spec, reg, version, sealed.frame, output, notes)
     except _Judged as judged:
-        _refuse(settings, reg, spec, version=version, alias=alias, expected=champion, judged=judged, evidence=evidence)
+        _refuse(
+            settings,
+            reg,
+            spec,
+            version=version,
+            alias=alias,
+            expected=champion,
+            judged=judged,
+            evidence=evidence,
+        )
     decision = decide(
         metric=spec.primary_metric,
         challenger=score,
@@ -260,7 +279,9 @@ def auto_promote(
         notes=notes,
     )
     if "champion_unservable" in notes and decision.outcome == "promoted":
-        decision = _with_reason(decision, f"{decision.reason} (champion v{champion} unservable: judged absent)")
+        decision = _with_reason(
+            decision, f"{decision.reason} (champion v{champion} unservable: judged absent)"
+        )
     event = apply(reg, decision, version=version, alias=alias, expected=champion)
     reg.tag_version(version, decision.tags())
     return decision, event
@@ -303,7 +324,9 @@ def revalidate(
     evidence: dict[str, Any] = rows.evidence()
     sealed_tag = reg.version(version).tags.get("sealed_fingerprint", "")
     if rows.source == "sealed" and sealed_tag and sealed_tag != rows.fingerprint:
-        evidence["sealed_mismatch"] = f"version sealed {sealed_tag[:12]}, data now seals {rows.fingerprint[:12]}"
+        evidence["sealed_mismatch"] = (
+            f"version sealed {sealed_tag[:12]}, data now seals {rows.fingerprint[:12]}"
+        )
     reasons = data_reasons(spec, rows.frame)
     if reasons:
         return {}, [f"{rows.source} data: {r}" for r in reasons], evidence
@@ -361,25 +384,37 @@ def manual_promote(
     if approver:
         why = check_approver(settings, approver)
         if why:
-            refused = Decision("refused", f"refused: {why}", spec.primary_metric, float("nan"), None, 0.0, [why])
-            record_decision(reg, version=version, alias=to, decision=refused, from_version=current, details=details)
+            refused = Decision(
+                "refused", f"refused: {why}", spec.primary_metric, float("nan"), None, 0.0, [why]
+            )
+            record_decision(
+                reg, version=version, alias=to, decision=refused, from_version=current, details=details
+            )
             raise PromotionRefused(why, hint="an approver must be listed in MLOPS_APPROVERS")
     if current == version:
         raise PromotionRefused(f"version {version} already holds {to!r}")
     if info.tags.get("gates_passed") != "true":
-        raise PromotionRefused(f"version {version} of {reg.name!r} did not pass its gates at training; refused")
+        raise PromotionRefused(
+            f"version {version} of {reg.name!r} did not pass its gates at training; refused"
+        )
     try:
         reasons = servable_reasons(settings, spec, version)
-        metrics, more, evidence = ({}, [], {}) if reasons else revalidate(settings, spec, version, reg, data_path)
+        metrics, more, evidence = (
+            ({}, [], {}) if reasons else revalidate(settings, spec, version, reg, data_path)
+        )
     except _Judged as judged:
-        _refuse(settings, reg, spec, version=version, alias=to, expected=current, judged=judged, details=details)
+        _refuse(
+            settings, reg, spec, version=version, alias=to, expected=current, judged=judged, details=details
+        )
     except MlopsError:
         raise
     except Exception as exc:
-        if transient(exc):
-            judged = _Judged("unavailable", settings.redact(describe(exc)), exc)
-            _refuse(settings, reg, spec, version=version, alias=to, expected=current, judged=judged, details=details)
-        raise
+        if not transient(exc):
+            raise
+        outage = _Judged("unavailable", settings.redact(describe(exc)), exc)
+        _refuse(
+            settings, reg, spec, version=version, alias=to, expected=current, judged=outage, details=details
+        )
     reasons += more
     score = metrics.get(spec.primary_metric, float("nan"))
     details.update({"fresh_holdout_metrics": metrics, "evidence_source": evidence.get("source", "")})
@@ -401,7 +436,9 @@ def manual_promote(
             reasons,
             **common,
         )
-        record_decision(reg, version=version, alias=to, decision=refused, from_version=current, details=details)
+        record_decision(
+            reg, version=version, alias=to, decision=refused, from_version=current, details=details
+        )
         raise PromotionRefused(f"version {version} failed its checks before {to!r}", reasons=reasons)
     stats = f"; {spec.primary_metric} {interval.text()} vs production" if interval else ""
     decision = Decision(
@@ -415,7 +452,13 @@ def manual_promote(
     )
     reg.move_alias(to, expected=current, new=version)
     event = record_decision(
-        reg, version=version, alias=to, decision=decision, from_version=current, action="promote", details=details
+        reg,
+        version=version,
+        alias=to,
+        decision=decision,
+        from_version=current,
+        action="promote",
+        details=details,
     )
     reg.tag_version(version, decision.tags())
     return event
@@ -427,7 +470,9 @@ def _interval(data: Any) -> Interval | None:
     return Interval(**data) if isinstance(data, dict) else None
 
 
-def rollback(settings: Settings, spec: ProjectSpec, *, alias: str = "production", reason: str = "") -> AuditEvent:
+def rollback(
+    settings: Settings, spec: ProjectSpec, *, alias: str = "production", reason: str = ""
+) -> AuditEvent:
     reg = Registry(settings, spec.name)
     current = reg.alias_version(alias)
     target = previous(reg, alias)
@@ -441,7 +486,9 @@ def rollback(settings: Settings, spec: ProjectSpec, *, alias: str = "production"
         0.0,
     )
     reg.move_alias(alias, expected=current, new=target)
-    return record_decision(reg, version=target, alias=alias, decision=decision, from_version=current, action="rollback")
+    return record_decision(
+        reg, version=target, alias=alias, decision=decision, from_version=current, action="rollback"
+    )
 
 
 def summary(decision: Decision, event: AuditEvent) -> dict[str, Any]:

@@ -103,7 +103,9 @@ def _drift_since(settings: Settings, spec: ProjectSpec, since: datetime) -> str:
             hint="retry when the predictions database is reachable",
         ) from exc
     if latest and latest["detected"] and datetime.fromisoformat(latest["at"]) > since:
-        return f"drift detected at {latest['at']} (share {latest['share']:.2f}) since the slice was first used"
+        return (
+            f"drift detected at {latest['at']} (share {latest['share']:.2f}) since the slice was first used"
+        )
     return ""
 
 

@@ -8,9 +8,9 @@ from mlops.errors import AliasConflict, PromotionRefused
 from mlops.governance.decision import decide
 from mlops.governance.ledger import apply
 from mlops.governance.promote import auto_promote, manual_promote, rollback, score_on
+from mlops.ml.bootstrap import Interval
 from mlops.registry import Registry
 from mlops.stores.audit import AuditLog
-from mlops.ml.bootstrap import Interval
 from tests.support.training import train_register_promote
 
 WIN = Interval(0.5, 0.4, 0.6, 0.95, 2000, 30, 42, "f1_macro")
@@ -43,7 +43,9 @@ def test_retraining_same_data_ties_and_becomes_challenger(settings, registered_i
     assert reg.version("2").tags["promotion.interval"] == "[+0.0000, +0.0000]"
 
 
-def test_both_are_scored_on_the_sealed_slice_never_a_runs_holdout(settings, registered_iris, iris_spec) -> None:
+def test_both_are_scored_on_the_sealed_slice_never_a_runs_holdout(
+    settings, registered_iris, iris_spec
+) -> None:
     """Challenger and champion are judged on the same sealed rows, which neither trained on: the
     recorded scores are each version's score on exactly those rows."""
     from mlops.governance.sealed import carve
@@ -54,8 +56,12 @@ def test_both_are_scored_on_the_sealed_slice_never_a_runs_holdout(settings, regi
     last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
     assert last.details["evidence"]["fingerprint"] == sealed.fingerprint
     assert last.details["evidence"]["rows"] == sealed.rows < 50
-    assert last.details["champion_score"] == pytest.approx(score_on(reg, iris_spec, "1", sealed.frame)["f1_macro"])
-    assert last.details["challenger_score"] == pytest.approx(score_on(reg, iris_spec, "2", sealed.frame)["f1_macro"])
+    assert last.details["champion_score"] == pytest.approx(
+        score_on(reg, iris_spec, "1", sealed.frame)["f1_macro"]
+    )
+    assert last.details["challenger_score"] == pytest.approx(
+        score_on(reg, iris_spec, "2", sealed.frame)["f1_macro"]
+    )
     assert second["promotion"]["outcome"] == "kept", second["promotion"]
     assert reg.aliases() == {"production": "1", "challenger": "2"}
 
@@ -81,7 +87,9 @@ def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) 
 
 def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
-    d = decide(metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"], interval=WIN)
+    d = decide(
+        metric="f1_macro", challenger=0.1, champion=0.9, margin=0.0, gate_reasons=["too low"], interval=WIN
+    )
     apply(reg, d, version="1", alias="production", expected="1")
     assert reg.aliases() == {"production": "1"}
     assert AuditLog(settings.audit_url).history(model_name=reg.name)[-1].decision == "rejected"
@@ -158,4 +166,7 @@ def test_a_champion_that_cannot_be_loaded_is_replaced_by_a_good_challenger(
     assert result["promotion"]["outcome"] == "promoted", result["promotion"]
     assert Registry(settings, "iris").alias_version("production") == result["model"]["version"]
     last = AuditLog(settings.audit_url).history(model_name="iris-classifier")[-1]
-    assert "champion v1 unservable" in last.reason and "scoring champion v1" in last.details["champion_unservable"]
+    assert (
+        "champion v1 unservable" in last.reason
+        and "scoring champion v1" in last.details["champion_unservable"]
+    )

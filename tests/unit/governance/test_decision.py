@@ -84,7 +84,12 @@ def test_the_margin_must_be_cleared_by_the_lower_bound() -> None:
 def test_failed_gate_rejects_even_a_clear_win() -> None:
     interval = Interval(0.3, 0.2, 0.4, 0.95, 2000, 100, 0, "f1_macro")
     d = decide(
-        metric="f1_macro", challenger=0.99, champion=0.5, margin=0.0, gate_reasons=["too low"], interval=interval
+        metric="f1_macro",
+        challenger=0.99,
+        champion=0.5,
+        margin=0.0,
+        gate_reasons=["too low"],
+        interval=interval,
     )
     assert d.outcome == "rejected" and d.gate_reasons == ["too low"]
 

@@ -27,7 +27,8 @@ def _mlflow_transport_error() -> MlflowException:
 
 
 def _not_found_after_outage() -> NotFound:
-    """Registry.version turns any MlflowException into NotFound ``from None``: the outage stays in the chain."""
+    """Registry.version turns any MlflowException into NotFound ``from None``: the outage stays in
+    the chain (``__context__``)."""
     try:
         try:
             raise _mlflow_transport_error()
