@@ -258,7 +258,8 @@ def test_the_fixture_builder_registers_what_the_pipeline_registers(settings, tmp
     assert p_run.params == b_run.params
     assert p_run.metrics == pytest.approx(b_run.metrics) and set(p_run.metrics) == set(built["metrics"])
     run_tags = [{k: v for k, v in r.tags.items() if not k.startswith("mlflow.")} for r in (p_run, b_run)]
-    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", *links}
+    sealed = {"sealed_fingerprint", "sealed_rows", "sealed_epoch"}
+    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", *links, *sealed}
     assert {k: v for k, v in run_tags[0].items() if k not in links} == run_tags[1]
     assert piped["onnx_parity"] == built["onnx_parity"]
     assert piped["promotion"]["outcome"] == built["promotion"]["outcome"] == "promoted"
