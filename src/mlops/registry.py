@@ -175,3 +175,25 @@ class Registry:
         """The decision threshold stored with a binary model (None: argmax)."""
         value = self.version(version).tags.get("threshold")
         return float(value) if value else None
+
+    def input_signature(self, version: str) -> list[dict[str, Any]] | None:
+        """The inputs of the version's MLflow model signature (``name``, ``type``, ...), read from its
+        MLmodel file through these settings' URIs; None when the version records no signature.
+        The compatibility gate compares them: a changed input breaks the clients of an alias."""
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        location = self.client.get_model_version_download_uri(self.name, str(version))
+        with tempfile.TemporaryDirectory(prefix="mlops-mlmodel-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location.rstrip('/')}/MLmodel",
+                dst_path=tmp,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+                registry_uri=self.settings.mlflow_registry_uri,
+            )
+            signature = Model.load(local).signature
+        if signature is None or signature.inputs is None:
+            return None
+        return [dict(column) for column in signature.inputs.to_dict()]
