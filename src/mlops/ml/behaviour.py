@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -85,7 +86,7 @@ def _predict(predict_proba: PredictProba, frames: list[pd.DataFrame]) -> list[np
     if proba.ndim != 2 or proba.shape[0] != len(stacked):
         raise ValueError(f"predict_proba answered shape {proba.shape} for {len(stacked)} rows")
     bounds = np.cumsum([0] + [len(f) for f in frames])
-    return [proba[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [proba[a:b] for a, b in pairwise(bounds)]
 
 
 def _sample(x: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
@@ -125,7 +126,7 @@ def invariance(
             bad = cls != base_cls
         else:
             bad = np.max(np.abs(proba - base), axis=1) > check.tolerance
-        for i in np.flatnonzero(bad):
+        for i in np.flatnonzero(bad).tolist():
             failures.append(
                 Case(
                     rows.index[i],
@@ -167,7 +168,7 @@ def raw_invariance(
             _answer(spec, base[i], int(base_cls[i])),
             _answer(spec, after[i], int(cls[i])),
         )
-        for i in np.flatnonzero(bad)
+        for i in np.flatnonzero(bad).tolist()
     )
     return CheckResult("raw_invariance", check.name, len(raw), failures)
 
@@ -185,7 +186,7 @@ def directional(
     failures = []
     for shift, variant, proba in zip(check.shifts, variants, changed, strict=True):
         bad = sign * (proba[:, k] - base[:, k]) < -check.tolerance
-        for i in np.flatnonzero(bad):
+        for i in np.flatnonzero(bad).tolist():
             failures.append(
                 Case(
                     rows.index[i],
@@ -204,7 +205,9 @@ def minimum_functionality(
     """The hand-labelled cases, each classified as labelled."""
     unknown = sorted({label for _, label in check.cases} - set(spec.class_names))
     if unknown:
-        return CheckResult("minimum_functionality", check.name, len(check.cases), error=f"unknown class {unknown}")
+        return CheckResult(
+            "minimum_functionality", check.name, len(check.cases), error=f"unknown class {unknown}"
+        )
     (proba,) = _predict(predict_proba, [to_frame(spec, [row for row, _ in check.cases])])
     got = predict_classes(spec, proba, threshold)
     failures = tuple(
@@ -236,7 +239,9 @@ def run(
             for c in declared.invariance
         ),
         *(
-            _guarded("raw_invariance", c.name, partial(raw_invariance, spec, c, predict_proba, threshold, seed))
+            _guarded(
+                "raw_invariance", c.name, partial(raw_invariance, spec, c, predict_proba, threshold, seed)
+            )
             for c in declared.raw_invariance
         ),
         *(
@@ -244,7 +249,11 @@ def run(
             for c in declared.directional
         ),
         *(
-            _guarded("minimum_functionality", c.name, partial(minimum_functionality, spec, c, predict_proba, threshold))
+            _guarded(
+                "minimum_functionality",
+                c.name,
+                partial(minimum_functionality, spec, c, predict_proba, threshold),
+            )
             for c in declared.minimum_functionality
         ),
     ]

@@ -95,9 +95,7 @@ BEHAVIOUR = Behaviour(
             max_failure_rate=0.05,
         ),
     ),
-    raw_invariance=(
-        RawInvariance("identifiers", columns=("encounter_id", "patient_nbr"), source=_raw_rows),
-    ),
+    raw_invariance=(RawInvariance("identifiers", columns=("encounter_id", "patient_nbr"), source=_raw_rows),),
     directional=tuple(
         Directional(f"more {name} never lowers the risk", column=name, shifts=(1, 2, 3), class_index=1)
         for name in MONOTONE_INCREASING

@@ -53,9 +53,7 @@ def evaluate_model(
     behaviour = behaviour_results(spec, eval_holdout, model.predict_proba, threshold)
     metrics, groups, reasons = model_gate(spec, eval_holdout, proba, threshold, behaviour=behaviour)
     matrix = ev.confusion(spec, eval_holdout[spec.target].to_numpy(), proba, threshold)
-    log_metadata(
-        {"metrics": metrics, "group_metrics": groups, "behaviour": [r.as_dict() for r in behaviour]}
-    )
+    log_metadata({"metrics": metrics, "group_metrics": groups, "behaviour": [r.as_dict() for r in behaviour]})
     if reasons:
         raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
     png = base64.b64encode(ev.confusion_png(spec, matrix)).decode()

@@ -25,7 +25,11 @@ def test_a_version_without_a_signature_reads_none(settings, registered_iris) -> 
     model = DummyClassifier().fit([[0.0], [1.0]], [0, 1])
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
-            model, name="model", registered_model_name=reg.name, pip_requirements=[], serialization_format="cloudpickle"
+            model,
+            name="model",
+            registered_model_name=reg.name,
+            pip_requirements=[],
+            serialization_format="cloudpickle",
         )
     version = str(info.registered_model_version)
     assert version == "2" and reg.input_signature(version) is None

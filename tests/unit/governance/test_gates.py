@@ -61,7 +61,9 @@ def test_model_gate_refuses_a_model_that_fails_a_behavioural_check(settings, iri
     assert not any(r.startswith("behaviour") for r in without)  # the metric-only call sites are unchanged
     _, _, reasons = model_gate(iris_spec, frame, proba, None, predict_proba=model.predict_proba)
     (reason,) = [r for r in reasons if r.startswith("behaviour")]
-    assert reason.startswith("behaviour minimum_functionality 'typical flowers': 6 of 6 cases fail (allowed 0): ")
+    assert reason.startswith(
+        "behaviour minimum_functionality 'typical flowers': 6 of 6 cases fail (allowed 0): "
+    )
     assert reason.count("row ") == 3 and reason.endswith("(+3 more)")
     assert behaviour_reasons(iris_spec, frame, model.predict_proba, None) == [reason]
 

@@ -92,11 +92,13 @@ def test_a_model_that_learned_the_opposite_direction_fails_the_directional_check
     result = _by_kind(behaviour.run(READMISSION, holdout, model.predict_proba, 0.5))["directional"]
     assert not result.passed
     case = result.failures[0]
-    assert "number_inpatient 0 -> 1 (shift +1, expected readmitted_30d increasing)" == case.perturbation
+    assert case.perturbation == "number_inpatient 0 -> 1 (shift +1, expected readmitted_30d increasing)"
     assert float(case.after.removeprefix("p=")) < float(case.before.removeprefix("p="))
 
 
-def test_an_identifier_that_leaks_through_prepare_fails_raw_invariance(readmission_data, readmission_model) -> None:
+def test_an_identifier_that_leaks_through_prepare_fails_raw_invariance(
+    readmission_data, readmission_model
+) -> None:
     """A prepare that lets the encounter id reach a feature: the raw-row check names the rows."""
     _, holdout = readmission_data
     model, threshold = readmission_model
@@ -107,20 +109,25 @@ def test_an_identifier_that_leaks_through_prepare_fails_raw_invariance(readmissi
             out["number_inpatient"] = pd.to_numeric(raw["encounter_id"]) % 5
         return out
 
-    result = _by_kind(behaviour.run(replace(READMISSION, prepare=leaky), holdout, model.predict_proba, threshold))[
-        "raw_invariance"
-    ]
+    result = _by_kind(
+        behaviour.run(replace(READMISSION, prepare=leaky), holdout, model.predict_proba, threshold)
+    )["raw_invariance"]
     assert not result.passed
-    assert "encounter_id" in result.failures[0].perturbation and "patient_nbr" in result.failures[0].perturbation
+    assert (
+        "encounter_id" in result.failures[0].perturbation and "patient_nbr" in result.failures[0].perturbation
+    )
 
 
-def test_checks_that_cannot_run_fail_closed(readmission_data) -> None:
-    _, holdout = readmission_data
+def test_checks_that_cannot_run_fail_closed() -> None:
     spec = replace(
         IRIS,
         behaviour=Behaviour(
-            raw_invariance=(RawInvariance("ids", ("id",), source=lambda n, seed: pd.DataFrame({"id": range(n)})),),
-            minimum_functionality=(MinimumFunctionality("typo", cases=(({"sepal_length": 5.0}, "setosaa"),)),),
+            raw_invariance=(
+                RawInvariance("ids", ("id",), source=lambda n, seed: pd.DataFrame({"id": range(n)})),
+            ),
+            minimum_functionality=(
+                MinimumFunctionality("typo", cases=(({"sepal_length": 5.0}, "setosaa"),)),
+            ),
         ),
     )
     iris_rows = pd.DataFrame([IRIS.example] * 3).assign(species=0)
@@ -130,5 +137,7 @@ def test_checks_that_cannot_run_fail_closed(readmission_data) -> None:
         (False, "unknown class ['setosaa']"),
     ]
     wrong_shape = behaviour.run(IRIS, iris_rows, lambda frame: np.zeros((1, 3)), None)
-    assert not wrong_shape[0].passed and "predict_proba answered shape (1, 3) for 6 rows" in wrong_shape[0].error
+    assert (
+        not wrong_shape[0].passed and "predict_proba answered shape (1, 3) for 6 rows" in wrong_shape[0].error
+    )
     assert "could not run: ValueError" in wrong_shape[0].describe()
