@@ -1,4 +1,5 @@
-"""POST /feedback (mlops.serving.routes.feedback): ground truth -> live accuracy; bad labels are 422."""
+"""POST /feedback (mlops.serving.routes.feedback): ground truth -> live accuracy of the version
+that answered; a second label replaces the first; bad labels are 422."""
 
 from __future__ import annotations
 
@@ -20,10 +21,27 @@ def _feedback_round(client: TestClient) -> None:
     request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
     r = client.post("/feedback", json={"request_id": request_id, "true_label": "setosa"}, headers=ADMIN)
     assert r.status_code == 200
-    assert r.json() == {"request_id": request_id, "correct": True, "live_accuracy": 1.0}
+    expected = {"request_id": request_id, "model_version": "1", "correct": True, "live_accuracy": 1.0}
+    assert r.json() == expected | {"labelled": 1}
+    # a second label for the same request REPLACES the first: still one labelled request
     r = client.post("/feedback", json={"request_id": request_id, "true_label": 2}, headers=ADMIN)
-    assert r.json()["correct"] is False and r.json()["live_accuracy"] == 0.5
-    assert sample("mlops_live_accuracy") == 0.5 and sample("mlops_feedback_total") == feedback + 2
+    assert r.status_code == 200
+    assert r.json() | {"request_id": ""} == {
+        "request_id": "",
+        "model_version": "1",
+        "correct": False,
+        "live_accuracy": 0.0,
+        "labelled": 1,
+    }
+    version = {"project": "iris", "version": "1"}
+    assert sample("mlops_live_accuracy", **version) == 0.0
+    assert sample("mlops_live_labelled", **version) == 1
+    assert sample("mlops_feedback_total") == feedback + 2  # labels received, replacements included
+    # another request, labelled right: 1 of 2 for version 1
+    other = client.post("/predict", json=EXAMPLE).json()["request_id"]
+    r = client.post("/feedback", json={"request_id": other, "true_label": 0}, headers=ADMIN)
+    assert (r.json()["live_accuracy"], r.json()["labelled"]) == (0.5, 2)
+    assert sample("mlops_live_accuracy", **version) == 0.5
 
 
 def test_feedback_errors(client: TestClient) -> None:
