@@ -70,12 +70,15 @@ def scorings() -> sa.Subquery:
     return sa.select(
         predictions.c.request_id,
         predictions.c.project,
+        predictions.c.model_name,
         predictions.c.model_version,
         predictions.c.prediction,
     ).subquery("scorings")
 
 
-def _live(conn: sa.Connection, project: str, version: str | None = None) -> dict[str, tuple[int, int]]:
+def _live(
+    conn: sa.Connection, project: str, version: str | None = None, *, model_name: str | None = None
+) -> dict[str, tuple[int, int]]:
     """Labels joined to every scoring of their request, by request id, counted per version."""
     scored = scorings()
     right = sa.func.sum(sa.case((scored.c.prediction == feedback.c.true_label, 1), else_=0))
@@ -87,6 +90,8 @@ def _live(conn: sa.Connection, project: str, version: str | None = None) -> dict
     )
     if version is not None:
         query = query.where(scored.c.model_version == version)
+    if model_name is not None:
+        query = query.where(scored.c.model_name == model_name)
     return {str(v): (int(ok or 0), int(n)) for v, ok, n in conn.execute(query).all()}
 
 
@@ -131,7 +136,12 @@ class PredictionStore:
                 return None
             version, predicted = answered
             correct = int(predicted) == int(true_label)
-            values = {"at": datetime.now(UTC), "project": project, "true_label": true_label, "correct": correct}
+            values = {
+                "at": datetime.now(UTC),
+                "project": project,
+                "true_label": true_label,
+                "correct": correct,
+            }
             self._upsert_label(conn, request_id, values)
             right, labelled = _live(conn, project, version).get(version, (0, 0))
         return Labelled(request_id, version, correct, right, labelled)
@@ -151,11 +161,12 @@ class PredictionStore:
         if not updated.rowcount:
             conn.execute(feedback.insert().values(request_id=request_id, **values))
 
-    def live_accuracy(self, project: str) -> dict[str, tuple[int, int]]:
-        """Per model version of ``project``: (correct, labelled) over the labelled requests it scored."""
+    def live_accuracy(self, project: str, model_name: str | None = None) -> dict[str, tuple[int, int]]:
+        """Per model version of ``project`` (of registered model ``model_name`` if given): (correct,
+        labelled) over the labelled requests it scored."""
         self._ready()
         with self.engine.connect() as conn:
-            return _live(conn, project)
+            return _live(conn, project, model_name=model_name)
 
     def dispose(self) -> None:
         self.engine.dispose()

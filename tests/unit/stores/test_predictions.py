@@ -65,7 +65,9 @@ def test_latest_first_and_limit(tmp_path) -> None:
 
 
 def _record_of(version: str, i: int, prediction: int) -> Record:
-    return Record(f"r{i}", datetime.now(UTC), "iris", "m", version, "onnx", {"x": i}, prediction, "a", {}, 0.5)
+    return Record(
+        f"r{i}", datetime.now(UTC), "iris", "m", version, "onnx", {"x": i}, prediction, "a", {}, 0.5
+    )
 
 
 def test_feedback_counts_live_accuracy_per_version_and_refuses_unknown_ids(tmp_path) -> None:
@@ -82,7 +84,11 @@ def test_feedback_counts_live_accuracy_per_version_and_refuses_unknown_ids(tmp_p
     assert store.record_feedback("not-logged", "iris", 1) is None
     # a prediction still in the writer's memory (version 2): written with its label, counted for version 2
     pending = store.record_feedback("r9", "iris", 2, pending=_record_of("2", 9, 2))
-    assert pending is not None and (pending.version, pending.accuracy, pending.version_labelled) == ("2", 1.0, 1)
+    assert pending is not None and (pending.version, pending.accuracy, pending.version_labelled) == (
+        "2",
+        1.0,
+        1,
+    )
     store.insert([_record_of("2", 9, 2)])  # the batch that carried it: skipped, not duplicated
     assert store.live_accuracy("iris") == {"1": (1, 2), "2": (1, 1)}
     assert store.live_accuracy("readmission") == {}
@@ -94,7 +100,11 @@ def test_a_second_label_for_a_request_replaces_the_first(tmp_path) -> None:
     store.insert([_record(1)])  # predicted 1
     assert store.record_feedback("r1", "iris", 1).accuracy == 1.0  # type: ignore[union-attr]
     again = store.record_feedback("r1", "iris", 0)  # the labeller corrects itself
-    assert again is not None and (again.correct, again.version_correct, again.version_labelled) == (False, 0, 1)
+    assert again is not None and (again.correct, again.version_correct, again.version_labelled) == (
+        False,
+        0,
+        1,
+    )
     assert store.live_accuracy("iris") == {"1": (0, 1)}
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT request_id, true_label, correct FROM feedback")).all()
@@ -110,4 +120,6 @@ def test_live_accuracy_joins_every_scoring_of_a_request(tmp_path) -> None:
         store.record_feedback(f"r{i}", "iris", 1 if i % 2 else 0)
     # version 1: r0 r1 r2 labelled 0 1 0, predicted 0 -> 2 right; version 2: r3..r6 labelled 1 0 1 0 -> 2
     assert store.live_accuracy("iris") == {"1": (2, 3), "2": (2, 4)}
+    assert store.live_accuracy("iris", model_name="m") == {"1": (2, 3), "2": (2, 4)}
+    assert store.live_accuracy("iris", model_name="another-model") == {}
     store.dispose()

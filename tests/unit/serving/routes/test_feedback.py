@@ -5,15 +5,30 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 from tests.support.serving import ADMIN, EXAMPLE, sample
+from typer.testing import CliRunner
 
+from mlops.cli import app as cli
 from mlops.serving.app import create_app
+from mlops.settings import get_settings
 
 
-def test_feedback_updates_live_accuracy(shared_settings, tmp_path) -> None:
+def test_feedback_updates_live_accuracy(shared_settings, tmp_path, monkeypatch) -> None:
     # The shared model, but its own prediction log: live accuracy starts empty (no model trained here).
-    own_log = shared_settings.model_copy(update={"prediction_log_url": f"sqlite:///{tmp_path / 'log.db'}"})
+    log_url = f"sqlite:///{tmp_path / 'log.db'}"
+    own_log = shared_settings.model_copy(update={"prediction_log_url": log_url})
     with TestClient(create_app(own_log)) as c:
         _feedback_round(c)
+    # `mlops models` shows it beside the offline metric: 1 of 2 labelled requests right
+    monkeypatch.setenv("MLOPS_HOME", str(shared_settings.home))
+    monkeypatch.setenv("MLOPS_PREDICTION_LOG_URL", log_url)
+    monkeypatch.setenv("COLUMNS", "300")
+    get_settings.cache_clear()
+    try:
+        table = CliRunner().invoke(cli, ["models", "--project", "iris"])
+    finally:
+        get_settings.cache_clear()
+    assert table.exit_code == 0, table.output
+    assert "live accuracy" in table.stdout and "0.50 (n=2)" in table.stdout
 
 
 def _feedback_round(client: TestClient) -> None:
