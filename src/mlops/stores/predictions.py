@@ -150,10 +150,9 @@ class PredictionStore:
         """One label per request: ``ON CONFLICT`` where the dialect has it, else update-or-insert."""
         dialect = conn.dialect.name
         if dialect in {"sqlite", "postgresql"}:
-            if dialect == "sqlite":
-                from sqlalchemy.dialects.sqlite import insert
-            else:
-                from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
             statement = insert(feedback).values(request_id=request_id, **values)
             conn.execute(statement.on_conflict_do_update(index_elements=["request_id"], set_=values))
             return

@@ -56,7 +56,8 @@ async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResu
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "prediction log unavailable") from exc
     if result is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown request id {body.request_id!r}")
-    instruments.live_evidence(model.spec.name, result.version, result.version_correct, result.version_labelled)
+    project = model.spec.name
+    instruments.live_evidence(project, result.version, result.version_correct, result.version_labelled)
     return FeedbackResult(
         request_id=body.request_id,
         model_version=result.version,
