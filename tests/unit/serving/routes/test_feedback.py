@@ -33,6 +33,8 @@ def test_feedback_updates_live_accuracy(shared_settings, tmp_path, monkeypatch) 
 
 def _feedback_round(client: TestClient) -> None:
     feedback = sample("mlops_feedback_total")
+    version = {"project": "iris", "version": "1"}
+    labels = sample("mlops_feedback_labels_total", **version)
     request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
     r = client.post("/feedback", json={"request_id": request_id, "true_label": "setosa"}, headers=ADMIN)
     assert r.status_code == 200
@@ -48,7 +50,6 @@ def _feedback_round(client: TestClient) -> None:
         "live_accuracy": 0.0,
         "labelled": 1,
     }
-    version = {"project": "iris", "version": "1"}
     assert sample("mlops_live_accuracy", **version) == 0.0
     assert sample("mlops_live_labelled", **version) == 1
     assert sample("mlops_feedback_total") == feedback + 2  # labels received, replacements included
@@ -56,7 +57,8 @@ def _feedback_round(client: TestClient) -> None:
     other = client.post("/predict", json=EXAMPLE).json()["request_id"]
     r = client.post("/feedback", json={"request_id": other, "true_label": 0}, headers=ADMIN)
     assert (r.json()["live_accuracy"], r.json()["labelled"]) == (0.5, 2)
-    assert sample("mlops_live_accuracy", **version) == 0.5
+    assert sample("mlops_live_accuracy", **version) == 0.5 and sample("mlops_live_labelled", **version) == 2
+    assert sample("mlops_feedback_labels_total", **version) == labels + 3
 
 
 def test_feedback_errors(client: TestClient) -> None:
