@@ -1,4 +1,5 @@
-"""The approver of a protected environment, read from a recorded GitHub approvals response."""
+"""The approver of a protected environment, from a run's approvals in GitHub's documented response shape
+(tests/fixtures/github/run_approvals.json: written after the REST reference, not captured from a live run)."""
 
 from __future__ import annotations
 
