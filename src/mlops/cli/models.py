@@ -10,7 +10,7 @@ import typer
 from mlops.cli import render
 from mlops.cli.base import JsonOpt, ProjectOpt, app, quiet_libraries, settings_for
 from mlops.errors import UsageError
-from mlops.settings import mask_url
+from mlops.settings import Settings, mask_url
 
 
 @app.command()
@@ -37,7 +37,33 @@ def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     from mlops.registry import Registry
 
     versions = [v.as_dict() for v in Registry(settings, name).versions()]
+    _add_live_accuracy(versions, settings, name)
     render.show(versions, as_json, render.versions(settings.registered_model_name(name)))
+
+
+def _add_live_accuracy(versions: list[dict[str, Any]], settings: Settings, project: str) -> None:
+    """Each version's live evidence from the prediction log: ``live = {correct, labelled, accuracy}``.
+    The log being unreachable costs the column (a warning), not the listing."""
+    from mlops.stores.predictions import PredictionStore
+
+    url = settings.prediction_log_db_url
+    store = PredictionStore(url)
+    try:
+        live = store.live_accuracy(project, settings.registered_model_name(project))
+    except Exception as exc:  # an unreachable or outdated server database
+        render.err.print(
+            f"[yellow]warning:[/] live accuracy unavailable ({mask_url(url)}): {str(exc).splitlines()[0]}"
+        )
+        live = {}
+    finally:
+        store.dispose()
+    for v in versions:
+        correct, labelled = live.get(v["version"], (0, 0))
+        v["live"] = {
+            "correct": correct,
+            "labelled": labelled,
+            "accuracy": correct / labelled if labelled else None,
+        }
 
 
 @app.command()

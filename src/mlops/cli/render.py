@@ -60,13 +60,22 @@ def versions(model_name: str) -> Callable[[list[dict[str, Any]]], None]:
             return
         primary = rows[-1]["tags"].get("primary_metric", "")
         table = Table(title=model_name)
-        for col in ("version", "aliases", primary or "metric", "runtime", "decision", "created"):
+        for col in (
+            "version",
+            "aliases",
+            primary or "metric",
+            "live accuracy",
+            "runtime",
+            "decision",
+            "created",
+        ):
             table.add_column(col)
         for v in rows:
             table.add_row(
                 v["version"],
                 ", ".join(v["aliases"]),
                 f"{v['metrics'].get(primary, float('nan')):.4f}",
+                _live(v.get("live")),
                 v["runtime"],
                 v["promotion"],
                 v["created_at"][:19],
@@ -74,6 +83,13 @@ def versions(model_name: str) -> Callable[[list[dict[str, Any]]], None]:
         console.print(table)
 
     return draw
+
+
+def _live(live: dict[str, Any] | None) -> str:
+    """Live accuracy beside its label count, e.g. "0.93 (n=41)"; "-" before any label."""
+    if not live or not live.get("labelled"):
+        return "-"
+    return f"{live['accuracy']:.2f} (n={live['labelled']})"
 
 
 def prediction(row: dict[str, Any]) -> Callable[[dict[str, Any]], None]:

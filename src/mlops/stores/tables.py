@@ -52,11 +52,15 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
 )
 
+# A label belongs to the REQUEST, not to a version: one row per request id (a second label replaces
+# the first, p0002), and live accuracy per version joins it to every prediction row of that request
+# (the answering version's today; a shadow version's too once shadow scoring logs its rows).
+# ``correct`` is the answering version's verdict, kept for readers of the p0001 schema.
 feedback = sa.Table(
     "feedback",
     prediction_log,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True, unique=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("project", sa.String(100), nullable=False),
     sa.Column("true_label", sa.Integer, nullable=False),
