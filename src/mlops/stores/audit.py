@@ -288,7 +288,7 @@ class AuditLog:
                     return broken(seq + 1, f"gap: seq {seq + 1} missing (row deleted)")
                 if row["prev_hash"] != prev:
                     return broken(row["seq"], f"prev_hash does not match seq {seq} (chain broken)")
-                if chain.row_hash(row) != row["hash"]:
+                if chain.row_hash(dict(row)) != row["hash"]:
                     return broken(row["seq"], "hash mismatch (row edited)")
                 seq, prev = int(row["seq"]), str(row["hash"])
                 if seq in wanted:
