@@ -61,7 +61,11 @@ def test_an_untouched_log_verifies_and_heads_match(new_control) -> None:
     ("tamper", "seq", "reason"),
     [
         ("UPDATE audit_log SET reason = 'forged' WHERE seq = 2", 2, "hash mismatch (row edited)"),
-        ("UPDATE audit_log SET details = '{\"n\": 3, \"score\": 0.9}' WHERE seq = 3", 3, "hash mismatch (row edited)"),
+        (
+            'UPDATE audit_log SET details = \'{"n": 3, "score": 0.9}\' WHERE seq = 3',
+            3,
+            "hash mismatch (row edited)",
+        ),
         ("DELETE FROM audit_log WHERE seq = 3", 3, "gap: seq 3 missing (row deleted)"),
         ("DELETE FROM audit_log WHERE seq = 5", 5, "anchor mismatch (tail deleted or chain rewritten)"),
         ("DELETE FROM audit_log WHERE seq >= 4", 4, "anchor mismatch (tail deleted or chain rewritten)"),
@@ -85,7 +89,11 @@ def test_a_rewritten_chain_is_caught_by_the_anchor_or_its_hmac(new_control) -> N
     assert (report.ok, report.reason) == (False, "anchor mismatch (tail deleted or chain rewritten)"), report
     rewrite_chain(url, edit_seq=2, reason="forged", anchor=True)  # and the anchor moved, without the key
     report = log.verify()
-    assert (report.ok, report.broken_seq, report.reason) == (False, 5, "hmac invalid (anchor forged or wrong key)")
+    assert (report.ok, report.broken_seq, report.reason) == (
+        False,
+        5,
+        "hmac invalid (anchor forged or wrong key)",
+    )
     forged = chain.anchor_hmac(b"a guessed key", report.head_seq, report.head_hash)
     execute(url, f"UPDATE audit_anchor SET hmac = '{forged}'")
     assert log.verify().reason == "hmac invalid (anchor forged or wrong key)"

@@ -78,7 +78,11 @@ def drop_guards(url: str) -> None:
     if url.startswith("sqlite"):
         execute(url, "DROP TRIGGER audit_log_no_update", "DROP TRIGGER audit_log_no_delete")
     else:
-        execute(url, "DROP TRIGGER audit_log_no_change ON audit_log", "DROP TRIGGER audit_log_no_truncate ON audit_log")
+        execute(
+            url,
+            "DROP TRIGGER audit_log_no_change ON audit_log",
+            "DROP TRIGGER audit_log_no_truncate ON audit_log",
+        )
 
 
 def rewrite_chain(url: str, *, edit_seq: int, reason: str, anchor: bool) -> None:
@@ -87,7 +91,9 @@ def rewrite_chain(url: str, *, edit_seq: int, reason: str, anchor: bool) -> None
     engine = sa.create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE audit_log SET reason = :r WHERE seq = :s"), {"r": reason, "s": edit_seq})
+            conn.execute(
+                sa.text("UPDATE audit_log SET reason = :r WHERE seq = :s"), {"r": reason, "s": edit_seq}
+            )
             rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.seq)).mappings().all()
             prev = chain.GENESIS
             for row in rows:
