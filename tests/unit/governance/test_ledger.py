@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.support import alias_moves
 
 from mlops.errors import AliasConflict
 from mlops.governance import ledger
-from tests.support import alias_moves
 
 
 @pytest.fixture(scope="module")
