@@ -241,3 +241,36 @@ def test_c0002_chains_the_rows_of_a_c0001_log_so_it_verifies(request, tmp_path) 
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 execute(url, "DELETE FROM audit_log")
             log.dispose()
+
+
+def test_mlops_audit_verify_exits_0_then_6_naming_the_row(new_control, tmp_path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from pydantic import SecretStr
+
+    from mlops.settings import Settings
+
+    url = new_control()
+    key = "k-" + "9" * 40
+    log = AuditLog(url, settings=Settings(home=tmp_path, audit_hmac_key=SecretStr(key)))
+    for n in range(1, 4):
+        log.record(event(n))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env |= {"MLOPS_HOME": str(tmp_path / "cli"), "MLOPS_AUDIT_DB_URL": url, "MLOPS_AUDIT_HMAC_KEY": key}
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "mlops.cli", "audit", "verify", "--no-registry", "--json"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+    ok = verify()
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["rows"] == 3
+    drop_guards(url)
+    execute(url, "DELETE FROM audit_log WHERE seq = 3")
+    tampered = verify()
+    assert tampered.returncode == 6 and "Traceback" not in tampered.stderr, tampered.stderr
+    assert json.loads(tampered.stdout)["broken_seq"] == 3
+    assert "seq 3: anchor mismatch (tail deleted or chain rewritten)" in " ".join(tampered.stderr.split())
