@@ -35,3 +35,21 @@ def test_a_crash_after_the_mlflow_write_is_reconciled(reg, monkeypatch) -> None:
 
 def test_a_failed_mlflow_write_is_abandoned_and_audited(reg, monkeypatch) -> None:
     alias_moves.check_a_failed_mlflow_write_is_abandoned(reg, monkeypatch)
+
+
+def test_the_control_database_down_refuses_the_move_and_spools_the_refusal(reg) -> None:
+    from mlops.errors import MlopsError
+    from mlops.governance import ledger
+
+    url = reg.settings.audit_db_url
+    down = Registry(reg.settings.model_copy(update={"audit_db_url": url.replace(":5432/", ":1/")}), "iris")
+    with pytest.raises(MlopsError, match="is unreachable: alias 'production' of .* not moved") as refused:
+        ledger.apply(down, alias_moves.PROMOTE, version="1", alias="production", expected=None)
+    assert "retry when it is back" in refused.value.hint and type(refused.value) is MlopsError
+    assert reg.alias_version("production") is None  # fail closed: nothing moved
+    # the database is back: the next move writes the spooled refusal first, then its own row
+    ledger.apply(reg, alias_moves.PROMOTE, version="1", alias="production", expected=None)
+    assert alias_moves.history(reg) == [("refused", None, "1"), ("promoted", None, "1")]
+    first = ledger.audit_log(reg).history(model_name=reg.name)[0]
+    assert "unreachable" in first.reason and "spooled_at" in first.details
+    assert ledger.audit_log(reg).verify().ok

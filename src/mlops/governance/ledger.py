@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import sqlalchemy as sa
 
-from mlops.errors import AliasConflict
-from mlops.stores.audit import AuditEvent, AuditLog
+from mlops.errors import AliasConflict, MlopsError
+from mlops.settings import mask_url
+from mlops.stores.audit import AuditEvent, AuditLog, is_outage
 from mlops.stores.locks import AliasLock, alias_lock
 from mlops.stores.tables import alias_intents
 
@@ -154,48 +155,55 @@ def move(
     ``after_reread``: a test hook, called under the lock right after the re-read (to force an
     interleaving with a concurrent move)."""
     log = audit_log(reg)
-    log.replay_spool()  # the spool is written before the lock: under it, one transaction only
+    written = False  # the MLflow alias write went through
     refused: AuditEvent | None = None
-    with alias_lock(log.engine, f"{reg.name}@{alias}") as lock:
-        _reconcile_locked(reg, log, lock, alias)
-        current = reg.alias_version(alias)
-        if after_reread is not None:
-            after_reread()
-        intent_id = None
-        if current == expected:
-            intent_id = _open_intent(reg, lock, alias, expected, new)
-            if lock.released_meanwhile:  # SQLite: re-taken the lock; decide on what is there now
-                current = reg.alias_version(alias)
-        if current != expected:
-            refused = log.record(
-                _event(
+    try:
+        log.replay_spool()  # the spool is written before the lock: under it, one transaction only
+        with alias_lock(log.engine, f"{reg.name}@{alias}") as lock:
+            _reconcile_locked(reg, log, lock, alias)
+            current = reg.alias_version(alias)
+            if after_reread is not None:
+                after_reread()
+            intent_id = None
+            if current == expected:
+                intent_id = _open_intent(reg, lock, alias, expected, new)
+                if lock.released_meanwhile:  # SQLite: re-taken the lock; decide on what is there now
+                    current = reg.alias_version(alias)
+            if current != expected:
+                refused = log.record(
+                    _event(
+                        reg,
+                        version=new,
+                        alias=alias,
+                        decision="refused",
+                        reason=f"alias {alias!r} moved from {expected} to {current} meanwhile; refused",
+                        from_version=expected,
+                        action=action,
+                        details={**decision.as_dict(), **(details or {}), "current": current},
+                    ),
+                    conn=lock.conn,
+                )
+                if intent_id is not None:
+                    _close_intent(lock.conn, intent_id, "abandoned", refused.seq)
+            else:
+                reg.move_alias(alias, expected=expected, new=new)
+                written = True
+                event = record_decision(
                     reg,
                     version=new,
                     alias=alias,
-                    decision="refused",
-                    reason=f"alias {alias!r} moved from {expected} to {current} meanwhile; refused",
+                    decision=decision,
                     from_version=expected,
                     action=action,
-                    details={**decision.as_dict(), **(details or {}), "current": current},
-                ),
-                conn=lock.conn,
-            )
-            if intent_id is not None:
-                _close_intent(lock.conn, intent_id, "abandoned", refused.seq)
-        else:
-            reg.move_alias(alias, expected=expected, new=new)
-            event = record_decision(
-                reg,
-                version=new,
-                alias=alias,
-                decision=decision,
-                from_version=expected,
-                action=action,
-                details=details,
-                conn=lock.conn,
-            )
-            assert intent_id is not None
-            _close_intent(lock.conn, intent_id, "done", event.seq)
+                    details=details,
+                    conn=lock.conn,
+                )
+                assert intent_id is not None
+                _close_intent(lock.conn, intent_id, "done", event.seq)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        _control_db_down(reg, log, alias=alias, expected=expected, new=new, action=action, written=written)
     if refused is not None:
         _after_audit(reg, refused, None)
         raise AliasConflict(
@@ -204,6 +212,37 @@ def move(
         )
     _after_audit(reg, event, new)
     return event
+
+
+def _control_db_down(
+    reg: Registry, log: AuditLog, *, alias: str, expected: str | None, new: str, action: str, written: bool
+) -> NoReturn:
+    """The control database failed mid-move: fail closed with a clear, retryable error. Before the
+    MLflow write nothing moved (the refusal is spooled); after it, the intent row is there and the
+    next move (or ``reconcile_intents``) writes the audit row."""
+    where = mask_url(log.url)
+    if written:
+        raise MlopsError(
+            f"alias {alias!r} of {reg.name!r} moved to {new}, but the control database ({where}) failed "
+            "before its audit row: the next move reconciles it",
+            hint="run `mlops audit` once the database is back",
+        ) from None
+    log.record(
+        _event(
+            reg,
+            version=new,
+            alias=alias,
+            decision="refused",
+            reason=f"the control database ({where}) is unreachable: alias not moved",
+            from_version=expected,
+            action=action,
+            details={"cause": "control database unreachable"},
+        )
+    )  # spooled: the store is down
+    raise MlopsError(
+        f"the control database ({where}) is unreachable: alias {alias!r} of {reg.name!r} not moved",
+        hint="retry when it is back (MLOPS_AUDIT_DB_URL); the refusal is spooled and written then",
+    ) from None
 
 
 def apply(
