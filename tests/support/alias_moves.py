@@ -140,3 +140,28 @@ def check_a_failed_mlflow_write_is_abandoned(reg: Registry, monkeypatch: pytest.
     assert event.decision == "promoted" and reg.alias_version("production") == "2"
     assert history(reg) == [("abandoned", None, "1"), ("promoted", None, "2")]
     assert [state for _, state, _ in intents(reg)] == ["abandoned", "done"]
+
+
+def check_a_crash_trace_is_reconciled_after_a_later_move(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite leaves a fresh pending intent alone (it may be a live move); when a later move has
+    already moved the alias on, the trace is still recognised as a move that happened."""
+    from mlflow.exceptions import MlflowException
+
+    ledger.apply(reg, PROMOTE, version="1", alias="production", expected=None)
+
+    def dies(*_a: Any, **_k: Any) -> None:
+        raise MlflowException("connection reset by peer")
+
+    monkeypatch.setattr(reg.client, "set_model_version_tag", dies)
+    with pytest.raises(MlflowException):
+        ledger.apply(reg, PROMOTE, version="2", alias="production", expected="1")
+    monkeypatch.undo()
+    ledger.apply(reg, PROMOTE, version="3", alias="production", expected="2")  # the trace is fresh: left
+    assert [state for _, state, _ in intents(reg)] == ["done", "pending", "done"]
+    monkeypatch.setattr(ledger, "STALE_INTENT_S", 0.0)
+    events = ledger.reconcile_intents(reg)
+    assert [(e.decision, e.from_version, e.to_version) for e in events] == [("promoted", "1", "2")]
+    assert [state for _, state, _ in intents(reg)] == ["done", "done", "done"]
+    assert ledger.audit_log(reg).verify().ok

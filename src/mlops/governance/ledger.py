@@ -300,7 +300,17 @@ def _reconcile_locked(reg: Registry, log: AuditLog, lock: AliasLock, alias: str)
     events = []
     for intent in conn.execute(query.order_by(alias_intents.c.id)).all():
         current = reg.alias_version(alias)
-        moved = current == intent.new
+        # moved: the alias is there now, or a later move found it there (it re-read intent.new)
+        later = conn.execute(
+            sa.select(alias_intents.c.id).where(
+                alias_intents.c.model_name == reg.name,
+                alias_intents.c.alias == alias,
+                alias_intents.c.id > intent.id,
+                alias_intents.c.expected == intent.new,
+                alias_intents.c.state == "done",
+            )
+        ).first()
+        moved = current == intent.new or later is not None
         event = log.record(
             _event(
                 reg,

@@ -273,8 +273,7 @@ class AuditLog:
             if seq_text.isdigit() and digest:
                 wanted[int(seq_text)] = digest
         seen: dict[int, str] = {}
-        with write_transaction(self.engine) as conn:  # under the chain lock: rows and anchor agree
-            pg_xact_lock(conn, chain.PG_CHAIN_LOCK)
+        with self._snapshot() as conn:  # rows and anchor from one snapshot: they agree
             anchor = conn.execute(sa.select(audit_anchor).where(audit_anchor.c.chain == chain.CHAIN)).first()
             rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.seq)).mappings()
             count, seq, prev = 0, 0, chain.GENESIS
@@ -307,6 +306,17 @@ class AuditLog:
             if seen.get(at_seq) != digest:
                 return broken(at_seq, f"external head {at_seq} does not match the row (chain rewritten)")
         return VerifyReport(True, count, seq, prev)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sa.Connection]:
+        """A read-only transaction that sees one state of the database, without blocking writers (nor
+        needing write access: an auditor's read-only role can verify). Postgres: REPEATABLE READ;
+        SQLite: a deferred transaction, whose first read fixes the WAL snapshot."""
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
 
     def dispose(self) -> None:
         if self._engine is not None:

@@ -43,3 +43,7 @@ def test_a_stale_expectation_is_refused_and_audited(reg) -> None:
         )
     assert reg.alias_version("staging") == "1"
     assert alias_moves.history(reg) == [("promoted", None, "1"), ("refused", None, "2")]
+
+
+def test_a_crash_trace_is_reconciled_after_a_later_move(reg, monkeypatch) -> None:
+    alias_moves.check_a_crash_trace_is_reconciled_after_a_later_move(reg, monkeypatch)
