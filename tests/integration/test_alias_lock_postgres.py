@@ -43,7 +43,7 @@ def test_the_control_database_down_refuses_the_move_and_spools_the_refusal(reg) 
 
     url = reg.settings.audit_db_url
     down = Registry(reg.settings.model_copy(update={"audit_db_url": url.replace(":5432/", ":1/")}), "iris")
-    with pytest.raises(MlopsError, match="is unreachable: alias 'production' of .* not moved") as refused:
+    with pytest.raises(MlopsError, match=r"is unreachable: alias 'production' of .* not moved") as refused:
         ledger.apply(down, alias_moves.PROMOTE, version="1", alias="production", expected=None)
     assert "retry when it is back" in refused.value.hint and type(refused.value) is MlopsError
     assert reg.alias_version("production") is None  # fail closed: nothing moved
