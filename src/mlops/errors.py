@@ -49,10 +49,16 @@ class AliasConflict(PromotionRefused):
     """The alias moved between our read and our write (compare-and-set failed)."""
 
 
+class AuditTampered(MlopsError):
+    """``mlops audit verify``: the audit chain or its anchor does not check out (a row edited or deleted)."""
+
+    exit_code = 6
+
+
 # ----- errors as data: across processes (steps, the retrain worker) without re-parsing text -----
 ERROR_TYPES: dict[str, type[MlopsError]] = {
     cls.__name__: cls
-    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict)
+    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict, AuditTampered)
 }
 
 

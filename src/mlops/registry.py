@@ -135,7 +135,8 @@ class Registry:
             self.client.set_model_version_tag(self.name, str(version), key, text)
 
     def move_alias(self, alias: str, *, expected: str | None, new: str) -> None:
-        """Compare-and-set: re-read the alias right before moving it; refuse if it changed."""
+        """Compare-and-set: re-read the alias right before moving it; refuse if it changed. Atomic only
+        under the alias lock that ``governance.ledger.move`` holds: every decision moves aliases there."""
         current = self.alias_version(alias)
         if current != expected:
             raise AliasConflict(
@@ -143,6 +144,9 @@ class Registry:
                 hint="someone else promoted meanwhile; re-run the decision",
             )
         self.client.set_registered_model_alias(self.name, alias, str(new))
+
+    def tag_model(self, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(self.name, key, value)
 
     def set_alias(self, alias: str, version: str) -> None:
         """Set ``alias`` without a comparison: only for aliases no decision depends on (``challenger``)."""

@@ -20,7 +20,7 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin
 URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
 # Never step parameters (ZenML stores those in its database and shows them in the dashboard): the API
 # keys, and the webhook URL (its token is usually in the path, where ``mask_url`` cannot see it).
-NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url"})
+NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url", "audit_hmac_key"})
 
 
 def mask_url(url: str) -> str:
@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     prediction_log_flush_s: float = 0.5
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
+
+    # Tamper-evident audit (issue 11, audit part): the HMAC key of the audit chain's anchor. Unset in
+    # development: a random key file under the state folder; unset elsewhere: audit writes are refused.
+    audit_hmac_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -16,7 +16,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mlops.stores.audit import AuditEvent
+    from mlops.stores.audit import AuditEvent, VerifyReport
 
 console = Console()
 err = Console(stderr=True)
@@ -133,9 +133,25 @@ def _audit(model_name: str, events: list[AuditEvent]) -> None:
     console.print(f"[bold]audit: {model_name}[/] ({len(events)} events)")
     for e in events:
         color = _DECISION_COLORS.get(e.decision, "white")
+        mark = " [yellow](spooled)[/]" if e.spooled else ""
         console.print(
-            f"#{e.id} {e.at:%Y-%m-%d %H:%M:%S} [dim]{e.actor}[/] {e.action} {e.alias or ''} "
-            f"{e.from_version or '-'}→{e.to_version or '-'} [{color}]{e.decision}[/]: {e.reason}",
+            f"#{e.seq or e.id} {e.at:%Y-%m-%d %H:%M:%S} [dim]{e.actor}[/] {e.action} {e.alias or ''} "
+            f"{e.from_version or '-'}→{e.to_version or '-'} [{color}]{e.decision}[/]: {e.reason}{mark}",
+            highlight=False,
+        )
+
+
+def audit_verify(report: VerifyReport) -> None:
+    if report.ok:
+        console.print(
+            f"[green]audit log intact[/]: {report.rows} rows, head seq {report.head_seq} "
+            f"({report.head_hash[:12]}…), anchor signature valid",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"[bold red]audit log tampered[/] at seq {report.broken_seq}: {report.reason} "
+            f"({report.rows} rows checked)",
             highlight=False,
         )
 

@@ -34,6 +34,38 @@ audit_log = sa.Table(
     sa.Column("decision", sa.String(50), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False, default="{}"),
+    # the hash chain (c0002): gap-free sequence, previous row's hash, this row's hash (stores/chain.py)
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("seq", name="uq_audit_log_seq"),
+)
+
+# The chain's head, outside the chain: one row per chain, UPDATEd on every append in the same
+# transaction, signed with an HMAC (not append-only: the signature protects it, not a trigger).
+audit_anchor = sa.Table(
+    "audit_anchor",
+    control,
+    sa.Column("chain", sa.String(50), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("hmac", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Alias moves in flight: written before the MLflow write, closed after the audit row (governance/ledger).
+alias_intents = sa.Table(
+    "alias_intents",
+    control,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("expected", sa.String(50)),
+    sa.Column("new", sa.String(50), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pending | done | abandoned
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("audit_seq", sa.Integer),
 )
 
 predictions = sa.Table(
