@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     def secrets(self) -> set[str]:
         """Every secret value of this configuration: the API keys and the passwords in its URLs."""
         keys = {k for name in ("admin_api_key", "predict_api_key") for k in self.api_keys(name)}
+        if self.audit_hmac_key is not None:
+            keys.add(self.audit_hmac_key.get_secret_value())
         passwords = {urlsplit(getattr(self, name)).password or "" for name in URL_FIELDS}
         return {s for s in keys | passwords | {unquote(p) for p in passwords} if s}
 
