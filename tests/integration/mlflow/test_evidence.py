@@ -1,0 +1,52 @@
+"""MLflow-native evidence of a training run (issue 11, item 7), over a real registry: datasets as
+MLflow dataset inputs, evaluation plots on the run, metrics on the run (not copied into version tags),
+the ONNX file's sha256 on the run and the version."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlops.registry import Registry
+from mlops.tracking import client_for, ensure_experiment, log_datasets
+
+
+def test_metrics_live_on_the_run_and_versions_read_them_there(settings, registered_iris) -> None:
+    registry = Registry(settings, "iris")
+    mv = registry.client.get_model_version(registry.name, "1")
+    assert not [k for k in mv.tags if k.startswith("metric.")]  # no copies in the version's tags
+    run = registry.client.get_run(mv.run_id)
+    assert run.data.metrics == registered_iris["metrics"]
+    assert registry.version("1").metrics == registered_iris["metrics"]
+    # a version registered before metrics left the tags still shows its own
+    registry.tag_version("1", {"metric.legacy_only": "0.5"})
+    (listed,) = registry.versions()
+    assert listed.metrics == {**registered_iris["metrics"], "legacy_only": 0.5}
+    assert "metric.legacy_only" not in listed.tags
+
+
+def test_the_run_holds_its_datasets_plots_and_onnx_digest(settings, registered_iris) -> None:
+    registry = Registry(settings, "iris")
+    mv = registry.client.get_model_version(registry.name, "1")
+    run = registry.client.get_run(mv.run_id)
+    (holdout,) = run.inputs.dataset_inputs
+    assert {t.key: t.value for t in holdout.tags} == {"mlflow.data.context": "eval"}
+    assert holdout.dataset.name == "iris-eval" and holdout.dataset.source_type == "code"
+    assert holdout.dataset.digest and "species" in holdout.dataset.schema
+    assert f'"num_rows": {run.data.params["holdout_rows"]}' in holdout.dataset.profile
+    plots = [a.path for a in registry.client.list_artifacts(mv.run_id, "evaluation")]
+    assert plots == ["evaluation/confusion_matrix.png"]  # multiclass: no binary curves
+    assert run.data.tags["onnx_sha256"] == mv.tags["onnx_sha256"] == registry.version("1").tags["onnx_sha256"]
+    assert len(mv.tags["onnx_sha256"]) == 64  # test_trust proves it is the stored file's
+
+
+def test_more_datasets_are_logged_with_their_context(settings, iris_spec) -> None:
+    client = client_for(settings)
+    run_id = client.create_run(ensure_experiment(settings, "evidence", client)).info.run_id
+    frame = iris_spec.load(settings)
+    sealed = frame.sample(20, random_state=np.random.RandomState(0))
+    log_datasets(client, run_id, iris_spec, {"training": frame, "sealed": sealed}, "/data/iris.csv")
+    inputs = {dict((t.key, t.value) for t in d.tags)["mlflow.data.context"]: d.dataset
+              for d in client.get_run(run_id).inputs.dataset_inputs}
+    assert set(inputs) == {"training", "sealed"}
+    assert inputs["training"].digest != inputs["sealed"].digest
+    assert '"file": "/data/iris.csv"' in inputs["sealed"].source
