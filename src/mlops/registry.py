@@ -113,7 +113,8 @@ class Registry:
             holders.setdefault(version, []).append(alias)
         run_metrics = self._run_metrics([str(mv.run_id or "") for mv in found])
         infos = sorted(
-            (self._info(mv, run_metrics.get(str(mv.run_id or ""))) for mv in found), key=lambda v: int(v.version)
+            (self._info(mv, run_metrics.get(str(mv.run_id or ""))) for mv in found),
+            key=lambda v: int(v.version),
         )
         for info in infos:  # search results do not carry aliases on every backend
             info.aliases = sorted(set(info.aliases) | set(holders.get(info.version, [])))
@@ -130,7 +131,9 @@ class Registry:
             return {}
         out: dict[str, dict[str, float]] = {}
         experiment = (
-            self.client.get_experiment_by_name(self.settings.experiment(self.project)) if len(wanted) > 1 else None
+            self.client.get_experiment_by_name(self.settings.experiment(self.project))
+            if len(wanted) > 1
+            else None
         )
         if experiment is not None:
             quoted = ", ".join(f"'{r}'" for r in wanted)
@@ -220,7 +223,10 @@ class Registry:
         from mlops.ml import trust
 
         location = self.client.get_model_version_download_uri(self.name, str(version))
-        uris = {"tracking_uri": self.settings.mlflow_tracking_uri, "registry_uri": self.settings.mlflow_registry_uri}
+        uris = {
+            "tracking_uri": self.settings.mlflow_tracking_uri,
+            "registry_uri": self.settings.mlflow_registry_uri,
+        }
         mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=str(dst), **uris)
         name = trust.file_name(dst)
         mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{name}", dst_path=str(dst), **uris)

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
 
 
-
 @dataclass(frozen=True)
 class ModelRef:
     name: str

@@ -157,4 +157,6 @@ def test_the_servable_check_accepts_a_distribution_and_a_real_model(readmission,
     runtime.check_scorer(spec, runtime.OnnxScorer(spec, onnx_bytes, threads=1), threshold=0.3)
     runtime.check_scorer(spec, runtime.NativeScorer(spec, native))
     with pytest.raises(ValueError, match="summing"):  # a real model whose scores are not probabilities
-        runtime.check_scorer(spec, FixedScorer((native.predict_proba(to_frame(spec, [spec.example])) * 0.5).tolist()))
+        runtime.check_scorer(
+            spec, FixedScorer((native.predict_proba(to_frame(spec, [spec.example])) * 0.5).tolist())
+        )

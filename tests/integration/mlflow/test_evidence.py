@@ -45,8 +45,10 @@ def test_more_datasets_are_logged_with_their_context(settings, iris_spec) -> Non
     frame = iris_spec.load(settings)
     sealed = frame.sample(20, random_state=np.random.RandomState(0))
     log_datasets(client, run_id, iris_spec, {"training": frame, "sealed": sealed}, "/data/iris.csv")
-    inputs = {dict((t.key, t.value) for t in d.tags)["mlflow.data.context"]: d.dataset
-              for d in client.get_run(run_id).inputs.dataset_inputs}
+    inputs = {
+        dict((t.key, t.value) for t in d.tags)["mlflow.data.context"]: d.dataset
+        for d in client.get_run(run_id).inputs.dataset_inputs
+    }
     assert set(inputs) == {"training", "sealed"}
     assert inputs["training"].digest != inputs["sealed"].digest
     assert '"file": "/data/iris.csv"' in inputs["sealed"].source

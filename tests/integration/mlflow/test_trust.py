@@ -44,7 +44,9 @@ class WritesOnSkopsLoad:
 
 
 def _model_dir(registry: Registry, version: str) -> Path:
-    return Path(registry.client.get_model_version_download_uri(registry.name, version).removeprefix("file://"))
+    return Path(
+        registry.client.get_model_version_download_uri(registry.name, version).removeprefix("file://")
+    )
 
 
 def _edit_flavor(model_dir: Path, **changes: Any) -> None:
@@ -72,7 +74,9 @@ def _both_loaders_refuse(settings: Any, registry: Registry, marker: Path, reason
     assert not marker.exists()
 
 
-def test_a_malicious_pickle_is_refused_and_never_runs(settings, registered_iris, tmp_path, monkeypatch) -> None:
+def test_a_malicious_pickle_is_refused_and_never_runs(
+    settings, registered_iris, tmp_path, monkeypatch
+) -> None:
     registry = Registry(settings, "iris")
     assert registry.version("1").onnx_parity
     model_dir, marker = _model_dir(registry, "1"), tmp_path / "pwned"

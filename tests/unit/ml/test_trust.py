@@ -1,4 +1,4 @@
-"""The trusted-types allow-list and the checks made before a native model file is loaded (``mlops.ml.trust``)."""
+"""The trusted-types allow-list and the checks made before a native model file loads (``ml.trust``)."""
 
 from __future__ import annotations
 
