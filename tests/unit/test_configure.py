@@ -214,7 +214,9 @@ def test_configure_libraries_points_zenml_and_mlflow_at_the_settings(tmp_path, m
 def test_mlflow_may_never_deserialize_models_whatever_the_environment_says(tmp_path, monkeypatch) -> None:
     from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
 
-    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")  # a user's value loses here: fail closed
+    monkeypatch.setenv(
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"
+    )  # a user's value loses here: fail closed
     configure_libraries(Settings(home=tmp_path / "state"))
     assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
     assert MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get() is False

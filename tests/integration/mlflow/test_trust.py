@@ -9,6 +9,7 @@ scoring). The marker is never written by either.
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 from mlops import runtime
 from mlops.ml import trust
 from mlops.registry import Registry
+from mlops.serving.model_manager import ModelManager
 from tests.support.training import train_register_promote
 
 
@@ -71,6 +73,10 @@ def _both_loaders_refuse(settings: Any, registry: Registry, marker: Path, reason
         runtime.load_checked(settings, "iris", "1")  # ONNX parity holds: the native file is checked too
     with pytest.raises(trust.UntrustedModel, match=reason):
         registry.load_native("1")
+    # the service's model manager, through the same check: the version is rejected, nothing serves
+    state = asyncio.run(ModelManager(settings, "iris", "production").check(patient=True))
+    assert state["rejected_versions"] == ["1"] and not state["model_loaded"]
+    assert "UntrustedModel" in state["last_error"]
     assert not marker.exists()
 
 
