@@ -52,3 +52,14 @@ def test_more_datasets_are_logged_with_their_context(settings, iris_spec) -> Non
     assert set(inputs) == {"training", "sealed"}
     assert inputs["training"].digest != inputs["sealed"].digest
     assert '"file": "/data/iris.csv"' in inputs["sealed"].source
+
+
+def test_a_binary_run_carries_roc_pr_and_calibration_plots(settings) -> None:
+    from mlops.configure import configure_libraries
+    from tests.support.training import train_register_promote
+
+    configure_libraries(settings)
+    run_id = train_register_promote(settings, "readmission")["model"]["run_id"]
+    plots = {a.path for a in client_for(settings).list_artifacts(run_id, "evaluation")}
+    names = ("confusion_matrix", "roc_curve", "pr_curve", "calibration")
+    assert plots == {f"evaluation/{name}.png" for name in names}
