@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 ALIASES = ("production", "staging", "challenger")
-METRIC_TAG = "metric."
+METRIC_TAG = "metric."  # where versions registered before issue 11 kept copies of their metrics
+RUNS_PER_SEARCH = 100  # run ids per search_runs filter: a bounded query string on every backend
 
 
 @dataclass
@@ -122,8 +123,9 @@ class Registry:
 
     def _run_metrics(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
         """Each run's metrics: where they live (the run and its logged model), not copies in version
-        tags. One ``search_runs`` in the project's experiment for all of them; a run found elsewhere
-        is read alone; a run that is gone leaves its version to the old ``metric.*`` tags."""
+        tags. One ``search_runs`` in the project's experiment per ``RUNS_PER_SEARCH`` of them; a run
+        found elsewhere is read alone; a run that is gone leaves its version to the old ``metric.*``
+        tags."""
         from mlflow.exceptions import MlflowException
 
         wanted = sorted({r for r in run_ids if r})
@@ -135,12 +137,12 @@ class Registry:
             if len(wanted) > 1
             else None
         )
-        if experiment is not None:
-            quoted = ", ".join(f"'{r}'" for r in wanted)
-            runs = self.client.search_runs(
-                [experiment.experiment_id], f"attributes.run_id IN ({quoted})", max_results=len(wanted)
-            )
-            out = {run.info.run_id: dict(run.data.metrics) for run in runs}
+        ids = [experiment.experiment_id] if experiment is not None else []
+        for start in range(0, len(wanted) if ids else 0, RUNS_PER_SEARCH):
+            chunk = wanted[start : start + RUNS_PER_SEARCH]
+            quoted = ", ".join(f"'{r}'" for r in chunk)
+            runs = self.client.search_runs(ids, f"attributes.run_id IN ({quoted})", max_results=len(chunk))
+            out.update({run.info.run_id: dict(run.data.metrics) for run in runs})
         for run_id in set(wanted) - set(out):
             try:
                 out[run_id] = dict(self.client.get_run(run_id).data.metrics)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlops import registry as registry_module
 from mlops.registry import Registry
 from mlops.tracking import client_for, ensure_experiment, log_datasets
+from tests.support.training import train_register_promote
 
 
-def test_metrics_live_on_the_run_and_versions_read_them_there(settings, registered_iris) -> None:
+def test_metrics_live_on_the_run_and_versions_read_them_there(settings, registered_iris, monkeypatch) -> None:
     registry = Registry(settings, "iris")
     mv = registry.client.get_model_version(registry.name, "1")
     assert not [k for k in mv.tags if k.startswith("metric.")]  # no copies in the version's tags
@@ -19,9 +21,12 @@ def test_metrics_live_on_the_run_and_versions_read_them_there(settings, register
     assert registry.version("1").metrics == registered_iris["metrics"]
     # a version registered before metrics left the tags still shows its own
     registry.tag_version("1", {"metric.legacy_only": "0.5"})
-    (listed,) = registry.versions()
-    assert listed.metrics == {**registered_iris["metrics"], "legacy_only": 0.5}
-    assert "metric.legacy_only" not in listed.tags
+    second = train_register_promote(settings, "iris", seed=5)
+    monkeypatch.setattr(registry_module, "RUNS_PER_SEARCH", 1)  # one search per run: the chunking too
+    first, listed_second = registry.versions()
+    assert first.metrics == {**registered_iris["metrics"], "legacy_only": 0.5}
+    assert "metric.legacy_only" not in first.tags
+    assert listed_second.metrics == second["metrics"] != registered_iris["metrics"]
 
 
 def test_the_run_holds_its_datasets_plots_and_onnx_digest(settings, registered_iris) -> None:
@@ -56,7 +61,6 @@ def test_more_datasets_are_logged_with_their_context(settings, iris_spec) -> Non
 
 def test_a_binary_run_carries_roc_pr_and_calibration_plots(settings) -> None:
     from mlops.configure import configure_libraries
-    from tests.support.training import train_register_promote
 
     configure_libraries(settings)
     run_id = train_register_promote(settings, "readmission")["model"]["run_id"]
