@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     prediction_log_flush_s: float = 0.5
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
+    # ----- trust (issue 11, items 7-8): evidence and provenance -----
+    git_commit: str = Field("", description="The code's commit where no .git exists (containers).")
 
     # Tamper-evident audit (issue 11, audit part): the HMAC key of the audit chain's anchor. Unset in
     # development: a random key file under the state folder; unset elsewhere: audit writes are refused.
