@@ -110,7 +110,7 @@ deploy/.env:
 	sh deploy/scripts/gen-env.sh
 
 up: deploy/.env ## Start the full stack (generates deploy/.env with random secrets if absent)
-	$(COMPOSE) up -d --build
+	MLOPS_GIT_COMMIT="$$(git rev-parse HEAD 2>/dev/null)" $(COMPOSE) up -d --build
 
 down: ## Stop the stack (volumes are kept; `docker compose ... down -v` wipes them)
 	$(COMPOSE) down

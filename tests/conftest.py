@@ -75,7 +75,7 @@ def registered_iris(settings):
 @pytest.fixture
 def corrupt_version() -> Callable[..., list[Path]]:
     """``corrupt_version(settings, project, version)`` overwrites the stored model files of a registered
-    version (ONNX and pickled model) with garbage, as a bad upload or a damaged bucket would; returns
+    version (ONNX and skops model) with garbage, as a bad upload or a damaged bucket would; returns
     the files it broke. Works on file-backed artifact stores (the embedded default and the tests)."""
 
     def corrupt(settings: Any, project: str, version: str) -> list[Path]:
@@ -87,7 +87,7 @@ def corrupt_version() -> Callable[..., list[Path]]:
         source = registry.client.get_model_version(registry.name, version).source
         model_id = source.removeprefix("models:/").split("/")[0]
         root = Path(unquote(urlparse(registry.client.get_logged_model(model_id).artifact_location).path))
-        broken = [f for f in root.rglob("*") if f.suffix in {".onnx", ".pkl"} and f.is_file()]
+        broken = [f for f in root.rglob("*") if f.suffix in {".onnx", ".skops", ".pkl"} and f.is_file()]
         assert broken, f"no model files under {root}"
         for f in broken:
             f.write_bytes(b"\x00not a model\xff" * 8)

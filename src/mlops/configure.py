@@ -34,6 +34,9 @@ LIBRARY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
+# Forced whatever the environment says (fail closed): MLflow then refuses to deserialize any model
+# file itself. Our readers never ask it to: skops with our allow-list (``mlops.ml.trust``), or ONNX.
+LIBRARY_FORCED = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
 
 
 def configure_libraries(
@@ -62,6 +65,7 @@ def configure_libraries(
     os.environ.setdefault("ZENML_CUSTOM_SOURCE_ROOT", str(SOURCE_ROOT))
     for name, value in LIBRARY_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    os.environ.update(LIBRARY_FORCED)
     os.environ["MLFLOW_TRACKING_URI"] = settings.mlflow_tracking_uri
     os.environ["MLFLOW_REGISTRY_URI"] = settings.mlflow_registry_uri
     if pipelines:

@@ -49,6 +49,12 @@ class AliasConflict(PromotionRefused):
     """The alias moved between our read and our write (compare-and-set failed)."""
 
 
+class AuditTampered(MlopsError):
+    """``mlops audit verify``: the audit chain or its anchor does not check out (a row edited or deleted)."""
+
+    exit_code = 6
+
+
 class Unavailable(MlopsError):
     """A decision cannot be judged now: the registry, tracking server or a store is unreachable or timed
     out. Nothing moved; retrying later may succeed, so it has its own exit code (75, ``EX_TEMPFAIL``
@@ -61,7 +67,16 @@ class Unavailable(MlopsError):
 # ----- errors as data: across processes (steps, the retrain worker) without re-parsing text -----
 ERROR_TYPES: dict[str, type[MlopsError]] = {
     cls.__name__: cls
-    for cls in (MlopsError, UsageError, GateFailed, NotFound, PromotionRefused, AliasConflict, Unavailable)
+    for cls in (
+        MlopsError,
+        UsageError,
+        GateFailed,
+        NotFound,
+        PromotionRefused,
+        AliasConflict,
+        AuditTampered,
+        Unavailable,
+    )
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import AliasConflict, NotFound
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
 
 ALIASES = ("production", "staging", "challenger")
-METRIC_TAG = "metric."
+METRIC_TAG = "metric."  # where versions registered before issue 11 kept copies of their metrics
+RUNS_PER_SEARCH = 100  # run ids per search_runs filter: a bounded query string on every backend
 
 
 @dataclass
@@ -102,21 +104,57 @@ class Registry:
             raise NotFound(
                 f"model {self.name!r} has no version {version}", hint="list versions with `mlops models`"
             ) from None
-        return self._info(mv)
+        run_metrics = self._run_metrics([str(mv.run_id or "")])
+        return self._info(mv, run_metrics.get(str(mv.run_id or "")))
 
     def versions(self) -> list[VersionInfo]:
         found = self.client.search_model_versions(f"name='{self.name}'")
         holders: dict[str, list[str]] = {}
         for alias, version in self.aliases().items():
             holders.setdefault(version, []).append(alias)
-        infos = sorted((self._info(mv) for mv in found), key=lambda v: int(v.version))
+        run_metrics = self._run_metrics([str(mv.run_id or "") for mv in found])
+        infos = sorted(
+            (self._info(mv, run_metrics.get(str(mv.run_id or ""))) for mv in found),
+            key=lambda v: int(v.version),
+        )
         for info in infos:  # search results do not carry aliases on every backend
             info.aliases = sorted(set(info.aliases) | set(holders.get(info.version, [])))
         return infos
 
-    def _info(self, mv: Any) -> VersionInfo:
+    def _run_metrics(self, run_ids: list[str]) -> dict[str, dict[str, float]]:
+        """Each run's metrics: where they live (the run and its logged model), not copies in version
+        tags. One ``search_runs`` in the project's experiment per ``RUNS_PER_SEARCH`` of them; a run
+        found elsewhere is read alone; a run that is gone leaves its version to the old ``metric.*``
+        tags."""
+        from mlflow.exceptions import MlflowException
+
+        wanted = sorted({r for r in run_ids if r})
+        if not wanted:
+            return {}
+        out: dict[str, dict[str, float]] = {}
+        experiment = (
+            self.client.get_experiment_by_name(self.settings.experiment(self.project))
+            if len(wanted) > 1
+            else None
+        )
+        ids = [experiment.experiment_id] if experiment is not None else []
+        for start in range(0, len(wanted) if ids else 0, RUNS_PER_SEARCH):
+            chunk = wanted[start : start + RUNS_PER_SEARCH]
+            quoted = ", ".join(f"'{r}'" for r in chunk)
+            runs = self.client.search_runs(ids, f"attributes.run_id IN ({quoted})", max_results=len(chunk))
+            out.update({run.info.run_id: dict(run.data.metrics) for run in runs})
+        for run_id in set(wanted) - set(out):
+            try:
+                out[run_id] = dict(self.client.get_run(run_id).data.metrics)
+            except MlflowException:
+                continue
+        return out
+
+    def _info(self, mv: Any, run_metrics: dict[str, float] | None = None) -> VersionInfo:
         tags = dict(mv.tags or {})
+        # Versions registered before metrics left the tags still show theirs.
         metrics = {k.removeprefix(METRIC_TAG): float(v) for k, v in tags.items() if k.startswith(METRIC_TAG)}
+        metrics.update(run_metrics or {})
         created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, tz=UTC).isoformat()
         return VersionInfo(
             name=self.name,
@@ -135,7 +173,8 @@ class Registry:
             self.client.set_model_version_tag(self.name, str(version), key, text)
 
     def move_alias(self, alias: str, *, expected: str | None, new: str) -> None:
-        """Compare-and-set: re-read the alias right before moving it; refuse if it changed."""
+        """Compare-and-set: re-read the alias right before moving it; refuse if it changed. Atomic only
+        under the alias lock that ``governance.ledger.move`` holds: every decision moves aliases there."""
         current = self.alias_version(alias)
         if current != expected:
             raise AliasConflict(
@@ -143,6 +182,9 @@ class Registry:
                 hint="someone else promoted meanwhile; re-run the decision",
             )
         self.client.set_registered_model_alias(self.name, alias, str(new))
+
+    def tag_model(self, key: str, value: str) -> None:
+        self.client.set_registered_model_tag(self.name, key, value)
 
     def set_alias(self, alias: str, version: str) -> None:
         """Set ``alias`` without a comparison: only for aliases no decision depends on (``challenger``)."""
@@ -153,25 +195,72 @@ class Registry:
 
     # ----- models -----
     def load_native(self, version: str) -> Any:
-        """The version's scikit-learn model, through these settings' URIs only: the client resolves
-        where the version's files are, they are downloaded and loaded from the local copy. (MLflow
-        resolves ``models:/…`` URIs through the process-wide registry URI, whatever is passed.)"""
+        """The version's scikit-learn model, loaded by skops with OUR allow-list (``ml.trust``).
+
+        Never ``mlflow.sklearn.load_model``: it would trust the types the model's own MLmodel file
+        lists, and unpickle any other format. Files come through these settings' URIs only (MLflow
+        resolves ``models:/…`` URIs through the process-wide registry URI, whatever is passed).
+        """
         import tempfile
 
+        from mlops.ml import trust
+
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+            return trust.load(self._download_native(version, Path(tmp)))
+
+    def verify_native(self, version: str) -> None:
+        """Prove the version's native file is skops with trusted types only, without loading it.
+
+        For the service serving the ONNX file: a version whose native artifact is untrusted is
+        refused whichever runtime answers (promotion and rollback may load that artifact).
+        """
+        import tempfile
+
+        from mlops.ml import trust
+
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+            trust.verify(self._download_native(version, Path(tmp)))
+
+    def _download_native(self, version: str, dst: Path) -> Path:
+        """The version's MLmodel file and the native file it names, downloaded into ``dst``
+        (not the ONNX file nor the environment files: the check needs only these two)."""
         import mlflow.artifacts
-        import mlflow.sklearn
+
+        from mlops.ml import trust
 
         location = self.client.get_model_version_download_uri(self.name, str(version))
-        with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=location,
-                dst_path=tmp,
-                tracking_uri=self.settings.mlflow_tracking_uri,
-                registry_uri=self.settings.mlflow_registry_uri,
-            )
-            return mlflow.sklearn.load_model(local)
+        uris = {
+            "tracking_uri": self.settings.mlflow_tracking_uri,
+            "registry_uri": self.settings.mlflow_registry_uri,
+        }
+        mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/MLmodel", dst_path=str(dst), **uris)
+        name = trust.file_name(dst)
+        mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/{name}", dst_path=str(dst), **uris)
+        return dst
 
     def threshold(self, version: str) -> float | None:
         """The decision threshold stored with a binary model (None: argmax)."""
         value = self.version(version).tags.get("threshold")
         return float(value) if value else None
+
+    def input_signature(self, version: str) -> list[dict[str, Any]] | None:
+        """The inputs of the version's MLflow model signature (``name``, ``type``, ...), read from its
+        MLmodel file through these settings' URIs; None when the version records no signature.
+        The compatibility gate compares them: a changed input breaks the clients of an alias."""
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.models import Model
+
+        location = self.client.get_model_version_download_uri(self.name, str(version))
+        with tempfile.TemporaryDirectory(prefix="mlops-mlmodel-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{location.rstrip('/')}/MLmodel",
+                dst_path=tmp,
+                tracking_uri=self.settings.mlflow_tracking_uri,
+                registry_uri=self.settings.mlflow_registry_uri,
+            )
+            signature = Model.load(local).signature
+        if signature is None or signature.inputs is None:
+            return None
+        return [dict(column) for column in signature.inputs.to_dict()]

@@ -1,5 +1,8 @@
 """A registered model, ready to score: ONNX Runtime when its parity check passed, scikit-learn otherwise.
 
+Nothing here unpickles: the native model is skops-loaded with our allow-list (``ml.trust``), the
+ONNX file is checked against its recorded sha256.
+
 Shared by the service and batch scoring. Imports mlflow only while loading, never while scoring.
 The ONNX scorer is ``ml.onnx_scorer.OnnxScorer`` (re-exported here): the parity check at training
 scores through it too, and ``ml`` sits below this module.
@@ -28,7 +31,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 RuntimeKind = Literal["onnx", "native"]
-__all__ = ["LoadedModel", "NativeScorer", "OnnxScorer", "Scorer", "load", "load_checked"]
+__all__ = [
+    "LoadedModel",
+    "NativeScorer",
+    "OnnxScorer",
+    "Scorer",
+    "check_scorer",
+    "load",
+    "load_checked",
+    "onnx_file",
+]
 
 
 class Scorer(Protocol):
@@ -98,32 +110,34 @@ class LoadedModel:
 def load(
     settings: Settings, project: str, version: str, *, prefer_onnx: bool = True, threads: int = 0
 ) -> LoadedModel:
-    """Load ``version``: its ONNX file when parity held at training (fall back loudly), else native."""
-    import mlflow
+    """Load ``version``: its ONNX file when parity held at training, else the native model.
 
+    Refused (``ml.trust.UntrustedModel``), whichever runtime would answer: a native file that is
+    not skops or names a type outside our allow-list (checked without loading it), and an ONNX
+    file whose sha256 is not the one recorded at registration (tampering, never a fallback). An
+    ONNX file that cannot be fetched or opened falls back, loudly, to the native model.
+    """
     from mlops.registry import Registry
 
     registry = Registry(settings, project)
     info = registry.version(version)
+    spec = _spec(project)
     scorer: Scorer | None = None
     kind: RuntimeKind = "native"
     if prefer_onnx and info.onnx_parity:
-        try:
-            files = registry.client.get_model_version_download_uri(registry.name, version)
-            onnx_bytes = Path(
-                mlflow.artifacts.download_artifacts(
-                    f"{files}/extra_files/model.onnx", tracking_uri=settings.mlflow_tracking_uri
-                )
-            ).read_bytes()
-            scorer = OnnxScorer(_spec(project), onnx_bytes, threads)
-            kind = "onnx"
-        except Exception as exc:  # any failure here must leave a working native model
-            logger.warning("ONNX unavailable for %s v%s, using native: %s", registry.name, version, exc)
+        registry.verify_native(version)  # the native file is the fallback and promotion's: trusted too
+        data = onnx_file(settings, project, version, info.tags.get("onnx_sha256"), registry)
+        if data is not None:
+            try:
+                scorer = OnnxScorer(spec, data, threads)
+                kind = "onnx"
+            except Exception as exc:  # an ONNX Runtime that cannot open it must leave a native model
+                logger.warning("ONNX unusable for %s v%s, using native: %s", registry.name, version, exc)
     if scorer is None:
-        scorer = NativeScorer(_spec(project), registry.load_native(version))
+        scorer = NativeScorer(spec, registry.load_native(version))
     threshold = info.tags.get("threshold")
     return LoadedModel(
-        spec=_spec(project),
+        spec=spec,
         name=registry.name,
         version=version,
         run_id=info.run_id,
@@ -136,18 +150,60 @@ def load(
     )
 
 
-def load_checked(settings: Settings, project: str, version: str, *, threads: int = 0) -> LoadedModel:
-    """Load ``version`` as the service does and prove it answers the use case's example sensibly.
+def onnx_file(
+    settings: Settings, project: str, version: str, expected_sha256: str | None, registry: Any = None
+) -> bytes | None:
+    """The version's ``model.onnx``, verified against the sha256 recorded at registration.
 
-    The one test of "servable": the service runs it before a swap, promotion before moving an alias.
+    ``None`` when it cannot be downloaded (the caller falls back to native); ``UntrustedModel``
+    when its bytes differ from what training registered. For every engine that scores the ONNX
+    file: the service and ``mlops predict`` through ``load``, batch engines directly.
+    """
+    import mlflow.artifacts
+
+    from mlops.ml.trust import check_sha256
+    from mlops.registry import Registry
+
+    registry = registry or Registry(settings, project)
+    try:
+        files = registry.client.get_model_version_download_uri(registry.name, version)
+        data = Path(
+            mlflow.artifacts.download_artifacts(
+                f"{files}/extra_files/model.onnx", tracking_uri=settings.mlflow_tracking_uri
+            )
+        ).read_bytes()
+    except Exception as exc:  # unreachable store, missing file: the native model still answers
+        logger.warning("ONNX unavailable for %s v%s, using native: %s", registry.name, version, exc)
+        return None
+    return check_sha256(data, expected_sha256, f"the ONNX file of {registry.name} v{version}")
+
+
+def check_scorer(spec: ProjectSpec, scorer: Scorer, threshold: float | None = None) -> None:
+    """Prove ``scorer`` answers the use case's example sensibly; raise ``ValueError`` otherwise.
+
+    A model that loads can still answer garbage (NaN, the wrong number of classes, rows that are
+    not distributions): the one test of "servable", run before a swap and before moving an alias.
+    """
+    proba = np.asarray(scorer.proba_rows([spec.example]), dtype=float)
+    n_classes = len(spec.class_names)
+    if proba.shape != (1, n_classes):
+        raise ValueError(f"smoke test returned probabilities of shape {proba.shape}, not (1, {n_classes})")
+    if not all(math.isfinite(p) and 0.0 <= p <= 1.0 for p in proba[0]):
+        raise ValueError(f"smoke test returned probabilities {proba.tolist()!r}")
+    if abs(float(proba[0].sum()) - 1.0) > 1e-3:
+        raise ValueError(f"smoke test returned probabilities summing to {float(proba[0].sum())}")
+    classes = predict_classes(spec, proba, threshold)
+    if classes.shape != (1,) or not 0 <= int(classes[0]) < n_classes:
+        raise ValueError(f"smoke test returned class {classes!r} with probabilities {proba.tolist()!r}")
+
+
+def load_checked(settings: Settings, project: str, version: str, *, threads: int = 0) -> LoadedModel:
+    """Load ``version`` as the service does (trust checks included) and ``check_scorer`` it.
+
+    The service runs it before a swap, promotion before moving an alias.
     """
     model = load(settings, project, version, threads=threads)
-    classes, proba = model.predict_rows([model.spec.example])
-    n_classes = len(model.spec.class_names)
-    if proba.shape != (1, n_classes) or not all(math.isfinite(p) for p in proba[0]):
-        raise ValueError(f"smoke test returned probabilities {proba!r}")
-    if abs(float(proba[0].sum()) - 1.0) > 1e-3 or not 0 <= int(classes[0]) < n_classes:
-        raise ValueError(f"smoke test returned class {classes!r} with probabilities {proba!r}")
+    check_scorer(model.spec, model.scorer, model.threshold)
     return model
 
 

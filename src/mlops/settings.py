@@ -20,7 +20,7 @@ PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin
 URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
 # Never step parameters (ZenML stores those in its database and shows them in the dashboard): the API
 # keys, and the webhook URL (its token is usually in the path, where ``mask_url`` cannot see it).
-NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url"})
+NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url", "audit_hmac_key"})
 
 
 def mask_url(url: str) -> str:
@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     prediction_log_flush_s: float = 0.5
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
+    # ----- trust (issue 11, items 7-8): evidence and provenance -----
+    git_commit: str = Field("", description="The code's commit where no .git exists (containers).")
+
+    # Tamper-evident audit (issue 11, audit part): the HMAC key of the audit chain's anchor. Unset in
+    # development: a random key file under the state folder; unset elsewhere: audit writes are refused.
+    audit_hmac_key: SecretStr | None = None
 
     # Trustworthy promotion (issue 11, H2: fail closed, statistics, sealed holdout, approvers)
     promotion_scoring_timeout_s: float = Field(
@@ -121,6 +127,8 @@ class Settings(BaseSettings):
     def secrets(self) -> set[str]:
         """Every secret value of this configuration: the API keys and the passwords in its URLs."""
         keys = {k for name in ("admin_api_key", "predict_api_key") for k in self.api_keys(name)}
+        if self.audit_hmac_key is not None:
+            keys.add(self.audit_hmac_key.get_secret_value())
         passwords = {urlsplit(getattr(self, name)).password or "" for name in URL_FIELDS}
         return {s for s in keys | passwords | {unquote(p) for p in passwords} if s}
 

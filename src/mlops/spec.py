@@ -54,6 +54,69 @@ class ModelGate:
 
 
 @dataclass(frozen=True)
+class Invariance:
+    """CheckList invariance: shifting ``column`` by each of ``shifts`` (kept inside the feature's range)
+    must not change the prediction: the predicted class when ``tolerance`` is None, else every class
+    probability within ``tolerance``. ``max_failure_rate`` is the share of (row, shift) cases allowed
+    to fail: a tree model's split on a noisy count can sit between two adjacent values."""
+
+    name: str
+    column: str
+    shifts: tuple[float, ...]
+    tolerance: float | None = None
+    max_failure_rate: float = 0.0
+    rows: int = 200
+
+
+@dataclass(frozen=True)
+class RawInvariance:
+    """Invariance on rows in the users' format, before ``ProjectSpec.prepare``: giving every row
+    another row's ``columns`` (identifiers) must change no prediction. ``source(rows, seed)`` makes raw
+    rows (a generator); the check exists only for specs with a ``prepare``."""
+
+    name: str
+    columns: tuple[str, ...]
+    source: Callable[[int, int], pd.DataFrame]
+    rows: int = 200
+
+
+@dataclass(frozen=True)
+class Directional:
+    """CheckList directional expectation: adding each of ``shifts`` to ``column``, all else fixed, never
+    lowers (``increasing``) or raises (``decreasing``) the probability of class ``class_index`` by more
+    than ``tolerance`` (float noise)."""
+
+    name: str
+    column: str
+    shifts: tuple[float, ...]
+    class_index: int
+    direction: Literal["increasing", "decreasing"] = "increasing"
+    tolerance: float = 1e-9
+    rows: int = 200
+
+
+@dataclass(frozen=True)
+class MinimumFunctionality:
+    """CheckList minimum functionality: hand-labelled rows (features -> expected class name) that any
+    acceptable model classifies right."""
+
+    name: str
+    cases: tuple[tuple[dict[str, Any], str], ...]
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """The behavioural checks a model of the use case must pass (Ribeiro et al., 2020), run by the model
+    gate on holdout rows (sampled with ``seed``) through the model's own ``predict_proba``."""
+
+    invariance: tuple[Invariance, ...] = ()
+    raw_invariance: tuple[RawInvariance, ...] = ()
+    directional: tuple[Directional, ...] = ()
+    minimum_functionality: tuple[MinimumFunctionality, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class ProjectSpec:
     name: str
     description: str
@@ -71,6 +134,7 @@ class ProjectSpec:
     # Maps rows in the format users hold (e.g. the raw file's columns) to the model's features, for
     # scoring inputs; None when inputs already are the features.
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    behaviour: Behaviour = Behaviour()
 
     @property
     def feature_names(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Everything a training run writes to MLflow tracking: params, metrics, plot, model, ONNX.
+"""Everything a training run writes to MLflow tracking: params, metrics, datasets, plots, model, ONNX.
 
 Only through ``MlflowClient`` objects built from ``Settings`` (never MLflow's fluent API, which reads
 the process-wide tracking URI and active run).
@@ -7,7 +7,6 @@ the process-wide tracking URI and active run).
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from mlops.spec import ProjectSpec
 
 # What the model needs at load time; given explicitly so log_model skips a ~5 s inference subprocess.
-RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "cloudpickle")
+RUNTIME_PACKAGES = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,10 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def git_commit(cwd: Path | None = None) -> str:
+def git_commit(cwd: Path | None = None, fallback: str = "") -> str:
+    """The commit the code runs from: git's answer in a checkout, else ``fallback`` (the setting
+    ``git_commit``, ``MLOPS_GIT_COMMIT``: a container carries no ``.git``, its image is built with
+    ``--build-arg GIT_COMMIT=...``), else "unknown"."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
@@ -63,7 +65,7 @@ def git_commit(cwd: Path | None = None) -> str:
         )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback.strip() or "unknown"
 
 
 def client_for(settings: Settings) -> MlflowClient:
@@ -96,6 +98,8 @@ def log_training_run(
     parity: dict[str, Any],
     params: dict[str, Any],
     tags: dict[str, str],
+    datasets: dict[str, pd.DataFrame] | None = None,
+    data_source: str = "",
 ) -> ModelRef:
     """One MLflow run with everything needed to reproduce and serve the model; registers a new version.
 
@@ -103,28 +107,37 @@ def log_training_run(
     the logged model (saved locally by the sklearn flavor, then uploaded) and the model version.
     This is what ``mlflow.sklearn.log_model(registered_model_name=...)`` does, minus its reliance on
     the process-wide tracking URI and the active-run stack.
+
+    ``datasets`` (context -> rows: ``train``, ``validation``, ``sealed``…) are logged as MLflow
+    datasets beside the ``holdout`` (context ``eval``); the ROC/PR/calibration plots are drawn
+    from the holdout probabilities computed here once.
     """
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus, Metric, Param, RunStatus
     from mlflow.models import Model, infer_signature
     from mlflow.tracking.context.registry import resolve_tags
 
     from mlops.ml.model import to_frame
+    from mlops.ml.plots import curve_pngs
 
     client = client_for(settings)
     experiment_id = ensure_experiment(settings, settings.experiment(spec.name), client)
     name = settings.registered_model_name(spec.name)
     x = to_frame(spec, holdout)
-    signature = infer_signature(x, model.predict_proba(x))
-    # Our trust model for cloudpickle is documented below; do not warn on every run.
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    proba = model.predict_proba(x)
+    signature = infer_signature(x, proba)
+    trusted = skops_types(model)
     run_id = client.create_run(experiment_id, tags=resolve_tags(tags)).info.run_id
     try:
         with tempfile.TemporaryDirectory() as tmp:
             client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
             client.log_dict(run_id, parity, "onnx_parity.json")
-            png = Path(tmp) / "confusion_matrix.png"
-            png.write_bytes(confusion_png)
-            client.log_artifact(run_id, str(png))
+            plots = {"confusion_matrix.png": confusion_png}
+            plots.update(curve_pngs(spec, holdout[spec.target].to_numpy(), proba))
+            for file_name, png_bytes in plots.items():
+                png = Path(tmp) / file_name
+                png.write_bytes(png_bytes)
+                client.log_artifact(run_id, str(png), "evaluation")
+            log_datasets(client, run_id, spec, {**(datasets or {}), "eval": holdout}, data_source)
             logged = client.create_logged_model(
                 experiment_id,
                 name="model",
@@ -150,7 +163,7 @@ def log_training_run(
                 metadata={"project": spec.name, "class_names": list(spec.class_names)},
                 model_id=logged.model_id,
             )
-            _save_sklearn(model, local, mlflow_model, signature, x.head(3), extra_files)
+            _save_sklearn(model, local, mlflow_model, signature, x.head(3), extra_files, trusted)
             client.log_model_artifacts(logged.model_id, str(local))
             client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         version = _create_version(client, name, logged.model_id, run_id)
@@ -161,8 +174,53 @@ def log_training_run(
     return ModelRef(name=name, version=version, run_id=run_id)
 
 
+def skops_types(model: Pipeline) -> list[str]:
+    """The types MLflow must be told to trust so it can save ``model`` with skops (it loads the
+    file back once to check). Refused here, at training, when any is outside our allow-list: the
+    readers (``ml.trust``) would refuse the version, whatever its MLmodel file says."""
+    import skops.io
+
+    from mlops.ml.trust import TRUSTED_TYPES, UntrustedModel
+
+    found = sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    outside = sorted(set(found) - set(TRUSTED_TYPES))
+    if outside:
+        raise UntrustedModel(
+            "the trained model holds types outside mlops.ml.trust.TRUSTED_TYPES; not registered",
+            reasons=outside,
+            hint="review the types and add them to TRUSTED_TYPES if they are safe to load",
+        )
+    return found
+
+
+def log_datasets(
+    client: MlflowClient, run_id: str, spec: ProjectSpec, frames: dict[str, pd.DataFrame], data_source: str
+) -> None:
+    """Each frame as an MLflow dataset input of the run (digest, schema, row count), its context
+    (``train``, ``eval``…) as the input's ``mlflow.data.context`` tag. The source names where the
+    rows come from: the project's loader, and the file when one was given."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for context, frame in frames.items():
+        source = CodeDatasetSource({"loader": f"mlops.projects.{spec.name}", "file": data_source})
+        targets = spec.target if spec.target in frame.columns else None
+        dataset = from_pandas(frame, source=source, name=f"{spec.name}-{context}", targets=targets)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    client.log_inputs(run_id, datasets=inputs)
+
+
 def _save_sklearn(
-    model: Pipeline, path: Path, mlflow_model: Any, signature: Any, example: Any, extra_files: list[str]
+    model: Pipeline,
+    path: Path,
+    mlflow_model: Any,
+    signature: Any,
+    example: Any,
+    extra_files: list[str],
+    trusted: list[str],
 ) -> None:
     import mlflow.sklearn
 
@@ -173,10 +231,10 @@ def _save_sklearn(
         signature=signature,
         input_example=example,
         pip_requirements=pip_requirements(),
-        # Trust model: whoever can write to the registry can run code on its readers, whatever the
-        # format (skops with a writer-computed trust list protects nothing more). Guard registry
-        # write access; cloudpickle keeps logging ~0.7 s faster than skops here.
-        serialization_format="cloudpickle",
+        # skops, never pickle: readers load it with OUR allow-list (mlops.ml.trust), not with the
+        # list written here into the MLmodel file, which only lets MLflow's save-time check pass.
+        serialization_format="skops",
+        skops_trusted_types=trusted,
         extra_files=extra_files or None,
         metadata=mlflow_model.metadata,
     )
@@ -214,17 +272,27 @@ def register(
     extra_tags: dict[str, str] | None = None,
     threshold: float | None = None,
     group_metrics: dict[str, Any] | None = None,
+    datasets: dict[str, pd.DataFrame] | None = None,
+    data_source: str = "",
 ) -> ModelRef:
-    """Log the run, register a new version and tag it with everything the registry readers need."""
+    """Log the run, register a new version and tag it with everything the registry readers need.
+
+    Metrics stay on the run and its logged model (``Registry.version`` reads them there), not
+    copied into version tags. The ONNX file's sha256 goes on the run and the version: every
+    reader verifies it before scoring (``runtime.load``).
+    """
     from mlops.ml.evaluate import confusion_png
-    from mlops.registry import METRIC_TAG, Registry
+    from mlops.ml.trust import sha256
+    from mlops.registry import Registry
 
     tags = {
         "project": spec.name,
         "dataset_hash": dataset_hash,
-        "git_commit": git_commit(),
+        "git_commit": git_commit(fallback=settings.git_commit),
         **(extra_tags or {}),
     }
+    if onnx_bytes is not None:
+        tags["onnx_sha256"] = sha256(onnx_bytes)
     estimator = model[-1]
     params: dict[str, Any] = {
         "estimator": type(estimator).__name__,
@@ -247,10 +315,11 @@ def register(
         parity=parity,
         params=params,
         tags=tags,
+        datasets=datasets,
+        data_source=data_source,
     )
     version_tags = {
         **tags,
-        **{f"{METRIC_TAG}{k}": str(v) for k, v in metrics.items()},
         "mlflow_run_id": ref.run_id,
         "onnx_parity": "true" if parity.get("ok") and onnx_bytes else "false",
         "onnx_parity_detail": dumps_json(parity),

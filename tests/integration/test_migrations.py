@@ -25,7 +25,10 @@ from mlops.stores.audit import AuditLog
 from mlops.stores.predictions import get_prediction
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-TABLES = {"control": {"audit_log"}, "predictions": {"predictions", "feedback", "drift_results"}}
+TABLES = {
+    "control": {"audit_log", "audit_anchor", "alias_intents"},
+    "predictions": {"predictions", "feedback", "drift_results"},
+}
 
 # ----- the schema of 117f35d, exactly as its create_all and SQLite triggers made it -----
 LEGACY_DDL = {
@@ -187,13 +190,24 @@ def _triggers(conn: sa.Connection) -> list[tuple[str, ...]]:
     return [tuple(r) for r in conn.exec_driver_sql(sql).all()]
 
 
+_LEGACY_AUDIT_COLUMNS = (
+    "id, at, actor, action, project, model_name, alias, from_version, to_version, decision, reason, details"
+)
+
+
 def _rows(url: str, database: str) -> dict[str, list[tuple]]:
+    """The rows of every table of ``database`` that exists; of audit_log, its 117f35d columns."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            columns = {"audit_log": _LEGACY_AUDIT_COLUMNS}
             return {
-                t: [tuple(r) for r in conn.exec_driver_sql(f"SELECT * FROM {t} ORDER BY 1").all()]
-                for t in sorted(TABLES[database])
+                t: [
+                    tuple(r)
+                    for r in conn.exec_driver_sql(f"SELECT {columns.get(t, '*')} FROM {t} ORDER BY 1").all()
+                ]
+                for t in sorted(TABLES[database] & present)
             }
     finally:
         engine.dispose()
@@ -267,7 +281,9 @@ def test_a_117f35d_state_folder_is_adopted_keeping_every_row(new_database, tmp_p
 
     report = _cli_upgrade(tmp_path, urls)
     assert [(u["before"], u["changed"]) for u in report] == [([], True), ([], True)]
-    assert {db: _rows(url, db) for db, url in urls.items()} == before
+    after = {db: _rows(url, db) for db, url in urls.items()}
+    assert {db: {t: rows for t, rows in after[db].items() if t in before[db]} for db in after} == before
+    assert len(after["control"]["audit_anchor"]) == 1  # c0002 chained the adopted rows and anchored them
     for db, url in urls.items():
         migrate.check(url, [db])  # the adopted tables are exactly the models
 
@@ -334,7 +350,7 @@ def test_audit_log_refuses_update_delete_and_truncate_after_every_revision(new_d
             with engine.begin() as conn:
                 command.upgrade(migrate.alembic_config(url, ["control"], conn), revision.revision)
                 assert migrate.current_heads(conn) == [revision.revision]
-            _execute(url, [LEGACY_ROWS["control"][0].replace("first model", f"after {revision.revision}")])
+            _insert_audit_row(url, f"after {revision.revision}")
             for statement in refused:
                 with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as conn:
                     conn.exec_driver_sql(statement)
@@ -359,6 +375,23 @@ def test_a_server_database_behind_the_code_is_refused_with_the_fix(postgres, new
     _execute(url, [f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'c9999_from_the_future'"])
     AuditLog(url).record(_event("still writes"))
     assert [e.reason for e in AuditLog(url).history()] == ["still writes"]
+
+
+def _insert_audit_row(url: str, reason: str) -> None:
+    """A row by hand, with the chain's columns once a revision has added them (c0002)."""
+    statement = LEGACY_ROWS["control"][0].replace("first model", reason)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            chained = "seq" in {c["name"] for c in sa.inspect(conn).get_columns("audit_log")}
+            n = conn.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one()
+    finally:
+        engine.dispose()
+    if chained:
+        statement = statement.replace("details)", "details, seq, prev_hash, hash)").replace(
+            "'{\"f1\": 0.9}')", f"'{{\"f1\": 0.9}}', {n + 1}, '{'0' * 64}', 'h{n + 1}')"
+        )
+    _execute(url, [statement])
 
 
 def _event(reason: str):

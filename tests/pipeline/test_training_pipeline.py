@@ -254,13 +254,15 @@ def test_the_fixture_builder_registers_what_the_pipeline_registers(settings, tmp
     same = {"project", "dataset_hash", "git_commit", "onnx_parity", "gates_passed", "primary_metric"}
     same |= {"sealed_fingerprint", "sealed_rows", "sealed_epoch"}
     assert {k: p_tags[k] for k in same} == {k: b_tags[k] for k in same}
-    assert {k for k in b_tags if k.startswith("metric.")} == {f"metric.{m}" for m in built["metrics"]}
+    assert not [k for k in b_tags if k.startswith("metric.")]  # metrics live on the run
     assert p_run.params == b_run.params
     assert p_run.metrics == pytest.approx(b_run.metrics) and set(p_run.metrics) == set(built["metrics"])
     run_tags = [{k: v for k, v in r.tags.items() if not k.startswith("mlflow.")} for r in (p_run, b_run)]
     sealed = {"sealed_fingerprint", "sealed_rows", "sealed_epoch"}
-    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", *links, *sealed}
-    assert {k: v for k, v in run_tags[0].items() if k not in links} == run_tags[1]
+    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", "onnx_sha256", *links, *sealed}
+    assert {k: v for k, v in run_tags[0].items() if k not in links | {"onnx_sha256"}} == {
+        k: v for k, v in run_tags[1].items() if k != "onnx_sha256"
+    }
     assert piped["onnx_parity"] == built["onnx_parity"]
     assert piped["promotion"]["outcome"] == built["promotion"]["outcome"] == "promoted"
 

@@ -91,6 +91,7 @@ def test_admin_routes_refuse_when_no_admin_key_is_configured(settings) -> None:
 SECRETS = {
     "MLOPS_ADMIN_API_KEY": "adm1n-SECRET-7f3a9c",
     "MLOPS_PREDICT_API_KEY": "pred1ct-SECRET-91c2e0",
+    "MLOPS_AUDIT_HMAC_KEY": "aud1t-hmac-SECRET-5e2f7a",
     "MLOPS_PREDICTION_LOG_URL": "postgresql://mlops:L0g-pa55-SECRET-c4d8@127.0.0.1:{port}/predictions",
     "MLOPS_AUDIT_DB_URL": "postgresql://audit:Aud1t-pa55-SECRET-0b7e@127.0.0.1:{port}/audit",
     "MLOPS_TRACKING_URI": "http://mlflow:Tr4ck-pa55-SECRET-e5b1@127.0.0.1:{port}",

@@ -606,7 +606,11 @@ def test_workflow_passes_actionlint_and_schema(workflow: Path) -> None:
     run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)])
 
 
-_ALLOWED_COMMAND = re.compile(r"^(make( [a-z-]+)+|\.venv/bin/mlops \S.*|[A-Z_]+=.*)$")
+# ``gh api``: only the read of this run's approvals (promote-production's approver).
+_ALLOWED_COMMAND = re.compile(
+    r"^(make( [a-z-]+)+|\.venv/bin/mlops \S.*|[A-Z_]+=.*"
+    r'|gh api "repos/\$GITHUB_REPOSITORY/actions/runs/\$GITHUB_RUN_ID/approvals" > \S+)$'
+)
 
 
 def test_workflows_run_only_make_and_mlops_commands() -> None:
@@ -622,23 +626,71 @@ def test_workflows_run_only_make_and_mlops_commands() -> None:
                     assert _ALLOWED_COMMAND.match(line), f"{workflow.name}: {line}"
 
 
+def _runs(job: dict[str, Any]) -> str:
+    return "\n".join(step.get("run", "") for step in job["steps"])
+
+
 def test_workflow_triggers_and_promotion_approval() -> None:
     flows = {p.stem: load_yaml(p) for p in WORKFLOWS}
     on = {name: flow[True] if True in flow else flow["on"] for name, flow in flows.items()}  # YAML 1.1 'on'
     assert "pull_request" in on["ci"] and "pull_request" in on["train-staging"]
     assert on["promote-production"] == {"release": {"types": ["published"]}}
     assert "schedule" in on["batch-inference"]
-    promote = flows["promote-production"]["jobs"]["promote"]
-    assert promote["environment"] == "production"
-    assert "github.event.release.author.login" in promote["env"]["APPROVER"]
-    assert "github.actor" in promote["env"]["APPROVER"]
-    script = promote["steps"][-1]["run"]
-    assert '--approver "$APPROVER"' in script and "--via-pipeline" in script and "--to production" in script
-    staging = " ".join(s.get("run", "") for s in flows["train-staging"]["jobs"]["train"]["steps"])
-    assert "make env" in staging and "stack apply staging --activate" in staging
-    assert "train --project readmission" in staging
     ci = " ".join(s.get("run", "") for s in flows["ci"]["jobs"]["test"]["steps"])
     assert "make lint" in ci and "make test" in ci
+
+
+def test_a_pull_request_trains_and_reports_but_moves_no_shared_alias() -> None:
+    flow = load_yaml(ROOT / ".github" / "workflows" / "train-staging.yml")
+    on = flow[True] if True in flow else flow["on"]
+    assert on["push"]["branches"] == ["main"] and "pull_request" in on
+    report, train = flow["jobs"]["report"], flow["jobs"]["train"]
+    # the dry run: pull requests only, no environment, no secret, its own state and model name
+    assert report["if"] == "github.event_name == 'pull_request'"
+    assert "environment" not in report and "secrets." not in json.dumps(report)
+    assert flow["permissions"] == {"contents": "read"} and "permissions" not in report
+    env = report["env"]
+    assert (
+        "MLOPS_TRACKING_URI" not in env and "MLOPS_AUDIT_DB_URL" not in env and "ZENML_STORE_URL" not in env
+    )
+    assert env["MLOPS_HOME"].startswith("${{ github.workspace }}/")  # absolute: both checkouts share it
+    assert env["MLOPS_MODEL_NAME"].endswith("-pr-${{ github.event.pull_request.number }}")
+    # the champion is the base branch's code, trained first; the summary reports the PR's decision
+    steps = report["steps"]
+    base = next(s for s in steps if s.get("working-directory") == "base")
+    assert "make env" in base["run"] and ".venv/bin/mlops train --project readmission" in base["run"]
+    checkout_base = next(s for s in steps if s.get("with", {}).get("path") == "base")
+    assert checkout_base["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert steps.index(base) < steps.index(next(s for s in steps if "--json >" in s.get("run", "")))
+    summary = steps[-1]
+    assert summary["if"] == "always()" and '>> "$GITHUB_STEP_SUMMARY"' in summary["run"]
+    assert ".venv/bin/mlops ci summary" in summary["run"]
+    # staging moves only on reviewed code: a push to main (or a manual run on main), in `staging`
+    assert "github.event_name != 'pull_request'" in train["if"] and "refs/heads/main" in train["if"]
+    assert train["environment"] == "staging"
+    assert "stack apply staging --activate" in _runs(train) and "train --project readmission" in _runs(train)
+    assert (
+        "cancel-in-progress" in flow["concurrency"]
+        and "pull_request" in flow["concurrency"]["cancel-in-progress"]
+    )
+
+
+def test_production_moves_after_the_environment_review_and_records_the_reviewer() -> None:
+    flow = load_yaml(ROOT / ".github" / "workflows" / "promote-production.yml")
+    promote = flow["jobs"]["promote"]
+    assert promote["environment"] == "production"  # required reviewers: the job waits for one
+    assert flow["permissions"] == {"contents": "read", "actions": "read"}  # read the run's approvals
+    assert "APPROVER" not in promote["env"]  # never the release author nor the actor
+    script = _runs(promote)
+    approvals = "repos/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID/approvals"
+    assert f'gh api "{approvals}" > "$RUNNER_TEMP/approvals.json"' in script
+    assert (
+        'APPROVER="$(.venv/bin/mlops ci approver "$RUNNER_TEMP/approvals.json" --environment production)"'
+        in script
+    )
+    assert script.index("gh api") < script.index("ci approver") < script.index("mlops promote")
+    assert '--approver "$APPROVER"' in script and "--via-pipeline" in script and "--to production" in script
+    assert promote["env"]["GH_TOKEN"] == "${{ github.token }}"
 
 
 # ----------------------------------------------------------------------------- Makefile

@@ -129,3 +129,56 @@ def test_status_prints_no_password(tmp_path) -> None:
     assert info["audit_db"].startswith("postgresql://audit:***@")
     assert info["prediction_log"].startswith("postgresql://log:***@")
     assert "nodriver" in info["registry_error"] and info["aliases"] == {}
+
+
+# ----- mlops audit / mlops audit verify (tamper-evident audit) -----
+def _audit_rows(home: Any, n: int) -> str:
+    from mlops.stores.audit import AuditEvent, AuditLog
+
+    url = f"sqlite:///{home / 'audit.db'}"
+    log = AuditLog(url)
+    for i in range(1, n + 1):
+        log.record(
+            AuditEvent(
+                action="promote",
+                project="iris",
+                model_name="iris-classifier",
+                decision="promoted",
+                reason=f"decision {i}",
+                actor="pytest",
+                to_version=str(i),
+            )
+        )
+    log.dispose()
+    return url
+
+
+def test_audit_lists_and_audit_verify_passes_on_an_untouched_log(tmp_path) -> None:
+    _audit_rows(tmp_path, 3)
+    listed = run("audit", "--json", env={"MLOPS_HOME": str(tmp_path)})
+    assert listed.returncode == 0, listed.stderr
+    assert [(e["seq"], e["reason"]) for e in json.loads(listed.stdout)] == [
+        (i, f"decision {i}") for i in (1, 2, 3)
+    ]
+    out = run("audit", "verify", "--no-registry", "--json", env={"MLOPS_HOME": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["ok"] is True and report["rows"] == 3 and report["head_seq"] == 3
+    human = run("audit", "verify", "--no-registry", env={"MLOPS_HOME": str(tmp_path)})
+    assert human.returncode == 0 and "audit log intact: 3 rows" in human.stdout
+
+
+def test_audit_verify_exits_6_naming_the_edited_row(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    url = _audit_rows(tmp_path, 4)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # an owner of the database drops the guard and edits history
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_update")
+        conn.exec_driver_sql("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2")
+    engine.dispose()
+    out = run("audit", "verify", "--no-registry", "--json", env={"MLOPS_HOME": str(tmp_path)})
+    assert out.returncode == 6 and "Traceback" not in out.stderr, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["ok"], report["broken_seq"], report["reason"]) == (False, 2, "hash mismatch (row edited)")
+    assert "audit log tampered: seq 2: hash mismatch (row edited)" in " ".join(out.stderr.split())

@@ -211,6 +211,17 @@ def test_configure_libraries_points_zenml_and_mlflow_at_the_settings(tmp_path, m
     assert os.environ["ZENML_CUSTOM_SOURCE_ROOT"] == str(SRC.parent)
 
 
+def test_mlflow_may_never_deserialize_models_whatever_the_environment_says(tmp_path, monkeypatch) -> None:
+    from mlflow.environment_variables import MLFLOW_ALLOW_PICKLE_DESERIALIZATION
+
+    monkeypatch.setenv(
+        "MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true"
+    )  # a user's value loses here: fail closed
+    configure_libraries(Settings(home=tmp_path / "state"))
+    assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"
+    assert MLFLOW_ALLOW_PICKLE_DESERIALIZATION.get() is False
+
+
 def test_scoped_tracking_uri_puts_the_global_back(monkeypatch) -> None:
     import mlflow
 

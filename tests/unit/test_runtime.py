@@ -114,3 +114,49 @@ def test_empty_frames_score_to_no_rows(readmission) -> None:
     spec, _, onnx_bytes, rows = readmission
     scorer = runtime.OnnxScorer(spec, onnx_bytes)
     assert scorer.proba_frame(pd.DataFrame(columns=rows.columns)).shape[0] == 0
+
+
+class FixedScorer:
+    """A scorer stand-in that answers ``proba`` whatever it is asked: a model that loads but is wrong."""
+
+    def __init__(self, proba: list[list[float]]) -> None:
+        self.answer = np.asarray(proba, dtype=float)
+
+    def inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
+    def proba(self, inputs: object) -> np.ndarray:
+        return self.answer
+
+    def proba_rows(self, rows: object) -> np.ndarray:
+        return self.answer
+
+    def proba_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("proba", "message"),
+    [
+        ([[np.nan, 0.5, 0.5]], r"probabilities \[\[nan"),
+        ([[np.inf, 0.0, 0.0]], "probabilities"),
+        ([[0.5, 0.5]], r"shape \(1, 2\), not \(1, 3\)"),
+        ([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]], r"shape \(2, 3\)"),
+        ([[0.2, 0.3, 0.4]], "summing to 0.9"),
+        ([[1.5, -0.25, -0.25]], "probabilities"),
+    ],
+)
+def test_the_servable_check_refuses_garbage_probabilities(iris_spec, proba, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        runtime.check_scorer(iris_spec, FixedScorer(proba))
+
+
+def test_the_servable_check_accepts_a_distribution_and_a_real_model(readmission, iris_spec) -> None:
+    runtime.check_scorer(iris_spec, FixedScorer([[0.1, 0.2, 0.7]]))
+    spec, native, onnx_bytes, _ = readmission
+    runtime.check_scorer(spec, runtime.OnnxScorer(spec, onnx_bytes, threads=1), threshold=0.3)
+    runtime.check_scorer(spec, runtime.NativeScorer(spec, native))
+    with pytest.raises(ValueError, match="summing"):  # a real model whose scores are not probabilities
+        runtime.check_scorer(
+            spec, FixedScorer((native.predict_proba(to_frame(spec, [spec.example])) * 0.5).tolist())
+        )

@@ -11,7 +11,7 @@ import typer
 from mlops.cli import render
 from mlops.cli.base import JsonOpt, ProjectOpt, app, quiet_libraries, settings_for
 from mlops.errors import UsageError
-from mlops.settings import mask_url
+from mlops.settings import Settings, mask_url
 
 
 @app.command()
@@ -41,7 +41,33 @@ def models(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     from mlops.registry import Registry
 
     versions = [v.as_dict() for v in Registry(settings, name).versions()]
+    _add_live_accuracy(versions, settings, name)
     render.show(versions, as_json, render.versions(settings.registered_model_name(name)))
+
+
+def _add_live_accuracy(versions: list[dict[str, Any]], settings: Settings, project: str) -> None:
+    """Each version's live evidence from the prediction log: ``live = {correct, labelled, accuracy}``.
+    The log being unreachable costs the column (a warning), not the listing."""
+    from mlops.stores.predictions import PredictionStore
+
+    url = settings.prediction_log_db_url
+    store = PredictionStore(url)
+    try:
+        live = store.live_accuracy(project, settings.registered_model_name(project))
+    except Exception as exc:  # an unreachable or outdated server database
+        render.err.print(
+            f"[yellow]warning:[/] live accuracy unavailable ({mask_url(url)}): {str(exc).splitlines()[0]}"
+        )
+        live = {}
+    finally:
+        store.dispose()
+    for v in versions:
+        correct, labelled = live.get(v["version"], (0, 0))
+        v["live"] = {
+            "correct": correct,
+            "labelled": labelled,
+            "accuracy": correct / labelled if labelled else None,
+        }
 
 
 @app.command()
@@ -125,21 +151,58 @@ def rollback(
     render.show(event.as_dict(), as_json, render.rollback)
 
 
-@app.command()
+audit_app = typer.Typer(help="The append-only, hash-chained audit log of decisions and runs.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.callback(invoke_without_command=True)
 def audit(
+    ctx: typer.Context,
     project: ProjectOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Most recent events.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the append-only audit log of promotion decisions (and of runs, killed ones included)."""
+    """Show the append-only audit log of promotion decisions (and of runs, killed ones included);
+    `mlops audit verify` checks that nobody rewrote it."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings, name = settings_for(project)
     from mlops.governance.runs import reconcile
     from mlops.stores.audit import AuditLog
 
     reconcile(settings)
     model_name = settings.registered_model_name(name)
-    events = AuditLog(settings.audit_url).history(model_name=model_name, limit=limit)
+    events = AuditLog.for_settings(settings).history(model_name=model_name, limit=limit)
     render.show(events, as_json, render.audit(model_name), document=[e.as_dict() for e in events])
+
+
+@audit_app.command("verify")
+def audit_verify(
+    project: ProjectOpt = None,
+    registry: Annotated[
+        bool, typer.Option(help="Also compare the head recorded in the registered model's MLflow tag.")
+    ] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute the hash chain and check its signed anchor: exit 0 when intact, 6 naming the first
+    broken row (edited, deleted, or the chain rewritten)."""
+    settings, name = settings_for(project, configure=registry)
+    from mlops.errors import AuditTampered
+    from mlops.stores.audit import AuditLog
+
+    heads: list[str] = []
+    if registry:
+        from mlops.governance.ledger import external_heads
+        from mlops.registry import Registry
+
+        heads = external_heads(Registry(settings, name))
+    report = AuditLog.for_settings(settings).verify(heads)
+    render.show(report, as_json, render.audit_verify, document=report.as_dict())
+    if not report.ok:
+        raise AuditTampered(
+            f"audit log tampered: seq {report.broken_seq}: {report.reason}",
+            hint="restore the control database from a backup; the rows after it cannot be trusted",
+        )
 
 
 @app.command()

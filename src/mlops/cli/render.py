@@ -16,7 +16,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mlops.stores.audit import AuditEvent
+    from mlops.stores.audit import AuditEvent, VerifyReport
 
 console = Console()
 err = Console(stderr=True)
@@ -69,13 +69,22 @@ def versions(model_name: str) -> Callable[[list[dict[str, Any]]], None]:
             return
         primary = rows[-1]["tags"].get("primary_metric", "")
         table = Table(title=model_name)
-        for col in ("version", "aliases", primary or "metric", "runtime", "decision", "created"):
+        for col in (
+            "version",
+            "aliases",
+            primary or "metric",
+            "live accuracy",
+            "runtime",
+            "decision",
+            "created",
+        ):
             table.add_column(col)
         for v in rows:
             table.add_row(
                 v["version"],
                 ", ".join(v["aliases"]),
                 f"{v['metrics'].get(primary, float('nan')):.4f}",
+                _live(v.get("live")),
                 v["runtime"],
                 " ".join(filter(None, [v["promotion"], v["tags"].get("promotion.interval", "")])),
                 v["created_at"][:19],
@@ -83,6 +92,13 @@ def versions(model_name: str) -> Callable[[list[dict[str, Any]]], None]:
         console.print(table)
 
     return draw
+
+
+def _live(live: dict[str, Any] | None) -> str:
+    """Live accuracy beside its label count, e.g. "0.93 (n=41)"; "-" before any label."""
+    if not live or not live.get("labelled"):
+        return "-"
+    return f"{live['accuracy']:.2f} (n={live['labelled']})"
 
 
 def prediction(row: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
@@ -132,9 +148,25 @@ def _audit(model_name: str, events: list[AuditEvent]) -> None:
     console.print(f"[bold]audit: {model_name}[/] ({len(events)} events)")
     for e in events:
         color = _DECISION_COLORS.get(e.decision, "white")
+        mark = " [yellow](spooled)[/]" if e.spooled else ""
         console.print(
-            f"#{e.id} {e.at:%Y-%m-%d %H:%M:%S} [dim]{e.actor}[/] {e.action} {e.alias or ''} "
-            f"{e.from_version or '-'}→{e.to_version or '-'} [{color}]{e.decision}[/]: {e.reason}",
+            f"#{e.seq or e.id} {e.at:%Y-%m-%d %H:%M:%S} [dim]{e.actor}[/] {e.action} {e.alias or ''} "
+            f"{e.from_version or '-'}→{e.to_version or '-'} [{color}]{e.decision}[/]: {e.reason}{mark}",
+            highlight=False,
+        )
+
+
+def audit_verify(report: VerifyReport) -> None:
+    if report.ok:
+        console.print(
+            f"[green]audit log intact[/]: {report.rows} rows, head seq {report.head_seq} "
+            f"({report.head_hash[:12]}…), anchor signature valid",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"[bold red]audit log tampered[/] at seq {report.broken_seq}: {report.reason} "
+            f"({report.rows} rows checked)",
             highlight=False,
         )
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 def alias_history(reg: Registry, alias: str) -> list[str]:
     """Versions that held ``alias``, oldest first, replaying promotions (push) and rollbacks (pop)."""
     stack: list[str] = []
-    for event in AuditLog(reg.settings.audit_url).history(model_name=reg.name):
+    for event in AuditLog.for_settings(reg.settings).history(model_name=reg.name):
         if event.alias != alias or event.to_version is None:
             continue
         if event.action == "rollback" and event.decision == "promoted":

@@ -121,7 +121,7 @@ def refresh(reg: Registry, version: str) -> str:
     spec = get_project(reg.project)
     info = reg.version(version)
     groups = json.loads(info.tags.get("group_metrics", "{}") or "{}")
-    history = AuditLog(reg.settings.audit_url).history(model_name=reg.name)
+    history = AuditLog.for_settings(reg.settings).history(model_name=reg.name)
     card = render(
         spec,
         name=reg.name,

@@ -159,7 +159,7 @@ def _refuse(
     except Exception as exc:
         logger.warning("refusal not recorded through the registry (%s); writing the audit row only", exc)
         try:
-            AuditLog(settings.audit_url).record(
+            AuditLog.for_settings(settings).record(
                 AuditEvent(
                     action="promote",
                     project=reg.project,

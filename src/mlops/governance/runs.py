@@ -98,7 +98,7 @@ def _record_death(settings: Settings, facts: dict[str, Any]) -> AuditEvent:
     step = f" in step {run['step']!r}" if run.get("step") else ""
     reason = f"{facts['pipeline']} died{step}: process {facts['pid']} on {facts['host']} is gone (killed)"
     logger.warning("reconciled a dead run: %s", reason)
-    return AuditLog(settings.audit_url).record(
+    return AuditLog.for_settings(settings).record(
         AuditEvent(
             action="pipeline",
             project=facts["project"],

@@ -84,7 +84,7 @@ def _evidence(event: AuditEvent) -> dict[str, Any]:
 
 def _history(settings: Settings, spec: ProjectSpec) -> list[AuditEvent]:
     try:
-        return AuditLog(settings.audit_url).history(model_name=settings.registered_model_name(spec.name))
+        return AuditLog.for_settings(settings).history(model_name=settings.registered_model_name(spec.name))
     except Exception as exc:  # without the history the slice's use cannot be counted: fail closed
         raise Unavailable(
             f"the audit log cannot be read to count the sealed slice's use: {settings.redact(describe(exc))}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mlops.spec import DataGate, Feature, ModelGate, ProjectSpec
+from mlops.spec import Behaviour, DataGate, Feature, MinimumFunctionality, ModelGate, ProjectSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +42,20 @@ def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
     return tabular_pipeline(spec, RandomForestClassifier(n_estimators=50, max_depth=6, random_state=seed))
 
 
+# Minimum functionality: textbook measurements of each species (cm), far from the class borders, that
+# any model worth serving classifies right (not rows of the dataset: a model could memorise those).
+TYPICAL_FLOWERS = MinimumFunctionality(
+    "typical flowers",
+    cases=(
+        ({"sepal_length": 5.0, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}, "setosa"),
+        ({"sepal_length": 4.7, "sepal_width": 3.2, "petal_length": 1.3, "petal_width": 0.2}, "setosa"),
+        ({"sepal_length": 5.9, "sepal_width": 2.8, "petal_length": 4.3, "petal_width": 1.3}, "versicolor"),
+        ({"sepal_length": 6.1, "sepal_width": 2.9, "petal_length": 4.5, "petal_width": 1.4}, "versicolor"),
+        ({"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.8, "petal_width": 2.2}, "virginica"),
+        ({"sepal_length": 7.2, "sepal_width": 3.2, "petal_length": 6.0, "petal_width": 2.0}, "virginica"),
+    ),
+)
+
 SPEC = ProjectSpec(
     name="iris",
     description="Classify iris flowers into setosa, versicolor and virginica from four measurements.",
@@ -55,4 +69,5 @@ SPEC = ProjectSpec(
     data_gate=DataGate(min_rows=30, max_missing_rate=0.0, max_duplicate_rate=0.1, min_class_rate=0.1),
     model_gate=ModelGate(minimums={"f1_macro": 0.8, "accuracy": 0.8}),
     promotion_target="production",
+    behaviour=Behaviour(minimum_functionality=(TYPICAL_FLOWERS,)),
 )

@@ -15,6 +15,13 @@ Features, categories and the data gate: the features are ``mlops.data.readmissio
 open: an unseen specialty scores (the encoder ignores it) and is flagged by drift detection, not by
 the gate: the generator's drift knob relies on this.
 
+Behaviour (checked by the model gate, ``mlops.ml.behaviour``): a lab count off by one or two changes
+the predicted class of at most 5 % of holdout rows (the tree splits on a count the risk does not
+depend on: ~1-2 % of rows flip today); giving every raw row another encounter's ``encounter_id``
+and ``patient_nbr`` changes nothing (identifiers never reach the features); and more prior
+inpatient stays never lower the risk, a domain fact the model declares as a monotone constraint
+(``monotonic_cst``) so the check holds by construction and catches a model that drops it.
+
 Fairness: ROC AUC per gender, race and age band (groups of at least ``min_group_size`` holdout rows)
 may differ by at most ``max_group_gap``; recall per group is reported in the model card too.
 """
@@ -25,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from mlops.data.readmission import cleaning
 from mlops.data.readmission.vocabulary import FEATURES, TARGET
-from mlops.spec import DataGate, ModelGate, ProjectSpec
+from mlops.spec import Behaviour, DataGate, Directional, Invariance, ModelGate, ProjectSpec, RawInvariance
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +52,17 @@ def load(settings: Settings) -> pd.DataFrame:
     return cleaning.clean(generate(GENERATED_ROWS, seed=settings.seed))
 
 
+# More prior inpatient stays never lower the 30-day risk: declared to the model, checked by the gate.
+MONOTONE_INCREASING = ("number_inpatient",)
+
+
+def _raw_rows(rows: int, seed: int) -> pd.DataFrame:
+    """Raw-format encounters for the identifier invariance check (the generator: no file needed)."""
+    from mlops.data.readmission.generator import generate
+
+    return generate(rows, seed=seed)
+
+
 def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -59,8 +77,30 @@ def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
         class_weight="balanced",
         early_stopping=False,
         random_state=seed,
+        # Keyed by name: the one-hot block makes positions depend on the data, names do not.
+        monotonic_cst=dict.fromkeys(MONOTONE_INCREASING, 1),
     )
-    return tabular_pipeline(spec, estimator)
+    pipe = tabular_pipeline(spec, estimator)
+    # Named columns out of the preprocessing, so the estimator can resolve monotonic_cst's names.
+    pipe.named_steps["preprocess"].set_output(transform="pandas")
+    return pipe
+
+
+BEHAVIOUR = Behaviour(
+    invariance=(
+        Invariance(
+            "lab count noise",
+            column="num_lab_procedures",
+            shifts=(-2, -1, 1, 2),
+            max_failure_rate=0.05,
+        ),
+    ),
+    raw_invariance=(RawInvariance("identifiers", columns=("encounter_id", "patient_nbr"), source=_raw_rows),),
+    directional=tuple(
+        Directional(f"more {name} never lowers the risk", column=name, shifts=(1, 2, 3), class_index=1)
+        for name in MONOTONE_INCREASING
+    ),
+)
 
 
 SPEC = ProjectSpec(
@@ -114,4 +154,5 @@ SPEC = ProjectSpec(
     ),
     promotion_target="staging",
     prepare=cleaning.features,
+    behaviour=BEHAVIOUR,
 )

@@ -46,8 +46,23 @@ LOG_QUEUE = Gauge(
 LOG_DROPPED = Counter("mlops_prediction_log_dropped", "Prediction-log records dropped.")
 LOG_WRITTEN = Counter("mlops_prediction_log_written", "Prediction-log records written.")
 FEEDBACK = Counter("mlops_feedback", "Ground-truth feedback received.")
+# Live evidence per version: a label belongs to a request, and counts for every version that scored it.
+FEEDBACK_LABELS = Counter(
+    "mlops_feedback_labels",
+    "Ground-truth labels received, by the version that answered (a replaced label counts again).",
+    ["project", "version"],
+)
 LIVE_ACCURACY = Gauge(
-    "mlops_live_accuracy", "Share of feedback matching the prediction.", multiprocess_mode="mostrecent"
+    "mlops_live_accuracy",
+    "Share of a version's labelled requests it predicted right (one label per request).",
+    ["project", "version"],
+    multiprocess_mode="mostrecent",
+)
+LIVE_LABELLED = Gauge(
+    "mlops_live_labelled",
+    "Labelled requests behind mlops_live_accuracy (alert on accuracy only with enough of them).",
+    ["project", "version"],
+    multiprocess_mode="mostrecent",
 )
 DRIFT_SCORE = Gauge(
     "mlops_feature_drift_score",
@@ -100,3 +115,12 @@ def request(route: str, method: str, status: str, seconds: float) -> None:
     if histogram is None:
         histogram = _latency[key[:2]] = LATENCY.labels(route=route, method=method)
     histogram.observe(seconds)
+
+
+def live_evidence(project: str, version: str, correct: int, labelled: int) -> None:
+    """A label arrived for a request ``version`` answered: its count, accuracy and label total."""
+    FEEDBACK.inc()
+    FEEDBACK_LABELS.labels(project=project, version=version).inc()
+    LIVE_LABELLED.labels(project=project, version=version).set(labelled)
+    if labelled:
+        LIVE_ACCURACY.labels(project=project, version=version).set(correct / labelled)

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from mlops.serving import instruments
-from mlops.stores.predictions import PredictionStore, Record
+from mlops.stores.predictions import Labelled, PredictionStore, Record
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -135,10 +135,7 @@ class PredictionWriter:
         return len(chunk)
 
     # ----- feedback -----
-    def record_feedback(
-        self, request_id: str, project: str, true_label: int
-    ) -> tuple[bool, float | None] | None:
-        """Store ground truth for a known prediction; None when the request id is unknown."""
-        record = self.recent.get(request_id)
-        predicted = record.prediction if record else None
-        return self.store.record_feedback(request_id, project, true_label, predicted)
+    def record_feedback(self, request_id: str, project: str, true_label: int) -> Labelled | None:
+        """Store ground truth for a known prediction; None when the request id is unknown. A prediction
+        still buffered here is written with it (the batch that carries it later skips it)."""
+        return self.store.record_feedback(request_id, project, true_label, self.recent.get(request_id))

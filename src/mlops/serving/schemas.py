@@ -85,8 +85,10 @@ class Feedback(BaseModel):
 
 class FeedbackResult(BaseModel):
     request_id: str
+    model_version: str = Field(description="The version that answered the request.")
     correct: bool
-    live_accuracy: float | None
+    live_accuracy: float | None = Field(description="That version's share of labelled requests right.")
+    labelled: int = Field(description="Labelled requests of that version (one label per request).")
 
 
 class RetrainJob(BaseModel):

@@ -51,7 +51,7 @@ def _run_facts(settings: Settings) -> dict[str, Any]:
 
 def _record(settings: Settings, decision: str, reason: str, facts: dict[str, Any]) -> AuditEvent:
     project = facts["project"]
-    return AuditLog(settings.audit_url).record(
+    return AuditLog.for_settings(settings).record(
         AuditEvent(
             action="pipeline",
             project=project,

@@ -12,7 +12,7 @@ from zenml import log_metadata, step
 from zenml.types import HTMLString
 
 from mlops.errors import GateFailed
-from mlops.governance.gates import model_gate
+from mlops.governance.gates import behaviour_results, model_gate
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
 from mlops.ml import onnx_export
@@ -44,15 +44,16 @@ def evaluate_model(
     Annotated[list[list[int]], "confusion_matrix"],
     Annotated[HTMLString, "confusion_matrix_plot"],
 ]:
-    """Holdout metrics and per-group metrics; the model gate (minimums, fairness gap) stops the run
-    with every reason before anything is registered."""
+    """Holdout metrics and per-group metrics; the model gate (minimums, fairness gap, the spec's
+    behavioural checks) stops the run with every reason before anything is registered."""
     spec = get_project(project)
     x, _ = ev.holdout_xy(spec, eval_holdout)
     proba = model.predict_proba(x)
     threshold = decision.get("threshold")
-    metrics, groups, reasons = model_gate(spec, eval_holdout, proba, threshold)
+    behaviour = behaviour_results(spec, eval_holdout, model.predict_proba, threshold)
+    metrics, groups, reasons = model_gate(spec, eval_holdout, proba, threshold, behaviour=behaviour)
     matrix = ev.confusion(spec, eval_holdout[spec.target].to_numpy(), proba, threshold)
-    log_metadata({"metrics": metrics, "group_metrics": groups})
+    log_metadata({"metrics": metrics, "group_metrics": groups, "behaviour": [r.as_dict() for r in behaviour]})
     if reasons:
         raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
     png = base64.b64encode(ev.confusion_png(spec, matrix)).decode()

@@ -49,6 +49,52 @@ class Record:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Labelled:
+    """A label recorded, and the live evidence of the version that answered the request."""
+
+    request_id: str
+    version: str
+    correct: bool
+    version_correct: int
+    version_labelled: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.version_correct / self.version_labelled if self.version_labelled else None
+
+
+def scorings() -> sa.Subquery:
+    """Every (request, version, prediction) scored: the prediction log's rows today. Shadow scoring
+    adds its rows here (a UNION ALL), and live accuracy then covers the shadow versions too."""
+    return sa.select(
+        predictions.c.request_id,
+        predictions.c.project,
+        predictions.c.model_name,
+        predictions.c.model_version,
+        predictions.c.prediction,
+    ).subquery("scorings")
+
+
+def _live(
+    conn: sa.Connection, project: str, version: str | None = None, *, model_name: str | None = None
+) -> dict[str, tuple[int, int]]:
+    """Labels joined to every scoring of their request, by request id, counted per version."""
+    scored = scorings()
+    right = sa.func.sum(sa.case((scored.c.prediction == feedback.c.true_label, 1), else_=0))
+    query = (
+        sa.select(scored.c.model_version, right, sa.func.count())
+        .select_from(feedback.join(scored, scored.c.request_id == feedback.c.request_id))
+        .where(scored.c.project == project)
+        .group_by(scored.c.model_version)
+    )
+    if version is not None:
+        query = query.where(scored.c.model_version == version)
+    if model_name is not None:
+        query = query.where(scored.c.model_name == model_name)
+    return {str(v): (int(ok or 0), int(n)) for v, ok, n in conn.execute(query).all()}
+
+
 def engine_for(url: str) -> sa.Engine:
     """The prediction log's engine: a small pool on a server database (one writer per worker)."""
     return create_engine(url) if url.startswith("sqlite") else create_engine(url, pool_size=2)
@@ -72,35 +118,54 @@ class PredictionStore:
             self._insert(conn, [r.values() for r in records])
 
     def record_feedback(
-        self, request_id: str, project: str, true_label: int, predicted: int | None = None
-    ) -> tuple[bool, float | None] | None:
-        """Store ground truth for a known prediction (``predicted``, or read from the log);
-        returns (correct, the project's live accuracy), None when the request id is unknown."""
+        self, request_id: str, project: str, true_label: int, pending: Record | None = None
+    ) -> Labelled | None:
+        """Store the ground truth of a logged request, replacing an earlier label of it; None when the
+        request id is unknown. ``pending``: the request's prediction still in the writer's memory, written
+        first (idempotently) so that every label joins a prediction row."""
         self._ready()
         with self.engine.begin() as conn:
-            if predicted is None:
-                predicted = conn.execute(
-                    sa.select(predictions.c.prediction).where(predictions.c.request_id == request_id)
-                ).scalar_one_or_none()
-            if predicted is None:
+            if pending is not None:
+                self._insert(conn, [pending.values()])
+            answered = conn.execute(
+                sa.select(predictions.c.model_version, predictions.c.prediction).where(
+                    predictions.c.request_id == request_id
+                )
+            ).first()
+            if answered is None:
                 return None
+            version, predicted = answered
             correct = int(predicted) == int(true_label)
-            conn.execute(
-                feedback.insert().values(
-                    request_id=request_id,
-                    at=datetime.now(UTC),
-                    project=project,
-                    true_label=true_label,
-                    correct=correct,
-                )
-            )
-            total, right = conn.execute(
-                sa.select(sa.func.count(), sa.func.sum(sa.case((feedback.c.correct, 1), else_=0))).where(
-                    feedback.c.project == project
-                )
-            ).one()
-        accuracy = float(right or 0) / total if total else None
-        return correct, accuracy
+            values = {
+                "at": datetime.now(UTC),
+                "project": project,
+                "true_label": true_label,
+                "correct": correct,
+            }
+            self._upsert_label(conn, request_id, values)
+            right, labelled = _live(conn, project, version).get(version, (0, 0))
+        return Labelled(request_id, version, correct, right, labelled)
+
+    def _upsert_label(self, conn: sa.Connection, request_id: str, values: dict[str, Any]) -> None:
+        """One label per request: ``ON CONFLICT`` where the dialect has it, else update-or-insert."""
+        dialect = conn.dialect.name
+        if dialect in {"sqlite", "postgresql"}:
+            from sqlalchemy.dialects import postgresql, sqlite
+
+            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            statement = insert(feedback).values(request_id=request_id, **values)
+            conn.execute(statement.on_conflict_do_update(index_elements=["request_id"], set_=values))
+            return
+        updated = conn.execute(feedback.update().where(feedback.c.request_id == request_id).values(**values))
+        if not updated.rowcount:
+            conn.execute(feedback.insert().values(request_id=request_id, **values))
+
+    def live_accuracy(self, project: str, model_name: str | None = None) -> dict[str, tuple[int, int]]:
+        """Per model version of ``project`` (of registered model ``model_name`` if given): (correct,
+        labelled) over the labelled requests it scored."""
+        self._ready()
+        with self.engine.connect() as conn:
+            return _live(conn, project, model_name=model_name)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -34,6 +34,38 @@ audit_log = sa.Table(
     sa.Column("decision", sa.String(50), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False, default="{}"),
+    # the hash chain (c0002): gap-free sequence, previous row's hash, this row's hash (stores/chain.py)
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("seq", name="uq_audit_log_seq"),
+)
+
+# The chain's head, outside the chain: one row per chain, UPDATEd on every append in the same
+# transaction, signed with an HMAC (not append-only: the signature protects it, not a trigger).
+audit_anchor = sa.Table(
+    "audit_anchor",
+    control,
+    sa.Column("chain", sa.String(50), primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("hmac", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Alias moves in flight: written before the MLflow write, closed after the audit row (governance/ledger).
+alias_intents = sa.Table(
+    "alias_intents",
+    control,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("alias", sa.String(50), nullable=False),
+    sa.Column("expected", sa.String(50)),
+    sa.Column("new", sa.String(50), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # pending | done | abandoned
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("audit_seq", sa.Integer),
 )
 
 predictions = sa.Table(
@@ -52,11 +84,15 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
 )
 
+# A label belongs to the REQUEST, not to a version: one row per request id (a second label replaces
+# the first, p0002), and live accuracy per version joins it to every prediction row of that request
+# (the answering version's today; a shadow version's too once shadow scoring logs its rows).
+# ``correct`` is the answering version's verdict, kept for readers of the p0001 schema.
 feedback = sa.Table(
     "feedback",
     prediction_log,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True, unique=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("project", sa.String(100), nullable=False),
     sa.Column("true_label", sa.Integer, nullable=False),

@@ -82,7 +82,7 @@ def test_corrupt_new_version_is_rejected_and_old_one_keeps_serving(service_setti
     reg = Registry(service_settings, "iris")
     reg.tag_version("2", {"onnx_parity": "false"})  # force the native loader...
     model_dir = Path(reg.client.get_model_version_download_uri(reg.name, "2").removeprefix("file://"))
-    (model_dir / "model.pkl").write_bytes(b"not a pickle")  # ...onto a corrupt file
+    (model_dir / "model.skops").write_bytes(b"not a model")  # ...onto a corrupt file
     with TestClient(create_app(service_settings)) as c:
         rejected = sample("mlops_model_swaps_total", result="rejected")
         reg.client.set_registered_model_alias(reg.name, "production", "2")

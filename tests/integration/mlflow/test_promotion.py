@@ -76,13 +76,14 @@ def test_alias_moved_between_read_and_write_is_refused(settings, registered_iris
     assert reg.alias_version("production") == "2"
 
 
-def test_conflicting_decision_leaves_no_audit_record(settings, registered_iris) -> None:
+def test_conflicting_decision_moves_nothing_and_is_audited_as_refused(settings, registered_iris) -> None:
     reg = Registry(settings, "iris")
-    before = len(AuditLog(settings.audit_url).history(model_name=reg.name))
     d = decide(metric="f1_macro", challenger=1.0, champion=0.5, margin=0.0, gate_reasons=[], interval=WIN)
     with pytest.raises(AliasConflict):
         apply(reg, d, version="1", alias="production", expected="99")
-    assert len(AuditLog(settings.audit_url).history(model_name=reg.name)) == before
+    last = AuditLog(settings.audit_url).history(model_name=reg.name)[-1]
+    assert (last.decision, last.details["current"]) == ("refused", "1") and "meanwhile" in last.reason
+    assert reg.aliases() == {"production": "1"}
 
 
 def test_rejected_decision_moves_no_alias(settings, registered_iris) -> None:

@@ -64,15 +64,62 @@ def test_latest_first_and_limit(tmp_path) -> None:
     assert list(read_predictions(url, "iris", limit=2)["request_id"]) == ["r5", "r4"]
 
 
-def test_feedback_counts_live_accuracy_and_refuses_unknown_ids(tmp_path) -> None:
+def _record_of(version: str, i: int, prediction: int) -> Record:
+    return Record(
+        f"r{i}", datetime.now(UTC), "iris", "m", version, "onnx", {"x": i}, prediction, "a", {}, 0.5
+    )
+
+
+def test_feedback_counts_live_accuracy_per_version_and_refuses_unknown_ids(tmp_path) -> None:
     store = PredictionStore(f"sqlite:///{tmp_path}/log.db")
-    store.insert([_record(1), _record(2)])  # predictions 1 and 0
-    assert store.record_feedback("r1", "iris", 1) == (True, 1.0)
-    assert store.record_feedback("r2", "iris", 1) == (False, 0.5)
+    store.insert([_record(1), _record(2)])  # version 1 predicted 1 and 0
+    first = store.record_feedback("r1", "iris", 1)
+    assert first is not None and (first.version, first.correct, first.accuracy) == ("1", True, 1.0)
+    second = store.record_feedback("r2", "iris", 1)
+    assert second is not None and (second.correct, second.version_correct, second.version_labelled) == (
+        False,
+        1,
+        2,
+    )
     assert store.record_feedback("not-logged", "iris", 1) is None
-    # a prediction still in the writer's memory: its predicted class is given, not read
-    assert store.record_feedback("r9", "iris", 2, predicted=2) == (True, 2 / 3)
+    # a prediction still in the writer's memory (version 2): written with its label, counted for version 2
+    pending = store.record_feedback("r9", "iris", 2, pending=_record_of("2", 9, 2))
+    assert pending is not None and (pending.version, pending.accuracy, pending.version_labelled) == (
+        "2",
+        1.0,
+        1,
+    )
+    store.insert([_record_of("2", 9, 2)])  # the batch that carried it: skipped, not duplicated
+    assert store.live_accuracy("iris") == {"1": (1, 2), "2": (1, 1)}
+    assert store.live_accuracy("readmission") == {}
+    store.dispose()
+
+
+def test_a_second_label_for_a_request_replaces_the_first(tmp_path) -> None:
+    store = PredictionStore(f"sqlite:///{tmp_path}/log.db")
+    store.insert([_record(1)])  # predicted 1
+    assert store.record_feedback("r1", "iris", 1).accuracy == 1.0  # type: ignore[union-attr]
+    again = store.record_feedback("r1", "iris", 0)  # the labeller corrects itself
+    assert again is not None and (again.correct, again.version_correct, again.version_labelled) == (
+        False,
+        0,
+        1,
+    )
+    assert store.live_accuracy("iris") == {"1": (0, 1)}
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT request_id, correct FROM feedback ORDER BY id")).all()
-    assert [(r[0], bool(r[1])) for r in rows] == [("r1", True), ("r2", False), ("r9", True)]
+        rows = conn.execute(sa.text("SELECT request_id, true_label, correct FROM feedback")).all()
+    assert [(r[0], r[1], bool(r[2])) for r in rows] == [("r1", 0, False)]
+    store.dispose()
+
+
+def test_live_accuracy_joins_every_scoring_of_a_request(tmp_path) -> None:
+    """Versions are told apart by the prediction rows, not by the label: one label, each version judged."""
+    store = PredictionStore(f"sqlite:///{tmp_path}/log.db")
+    store.insert([_record_of("1", i, 0) for i in range(3)] + [_record_of("2", i, 1) for i in range(3, 7)])
+    for i in range(7):
+        store.record_feedback(f"r{i}", "iris", 1 if i % 2 else 0)
+    # version 1: r0 r1 r2 labelled 0 1 0, predicted 0 -> 2 right; version 2: r3..r6 labelled 1 0 1 0 -> 2
+    assert store.live_accuracy("iris") == {"1": (2, 3), "2": (2, 4)}
+    assert store.live_accuracy("iris", model_name="m") == {"1": (2, 3), "2": (2, 4)}
+    assert store.live_accuracy("iris", model_name="another-model") == {}
     store.dispose()

@@ -1,4 +1,7 @@
-"""Ground truth for a logged prediction (admin key) -> live accuracy."""
+"""Ground truth for a logged prediction (admin key) -> live accuracy of the version that answered.
+
+A second label for the same request replaces the first (the store keeps one per request).
+"""
 
 from __future__ import annotations
 
@@ -53,8 +56,12 @@ async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResu
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "prediction log unavailable") from exc
     if result is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown request id {body.request_id!r}")
-    correct, accuracy = result
-    instruments.FEEDBACK.inc()
-    if accuracy is not None:
-        instruments.LIVE_ACCURACY.set(accuracy)
-    return FeedbackResult(request_id=body.request_id, correct=correct, live_accuracy=accuracy)
+    project = model.spec.name
+    instruments.live_evidence(project, result.version, result.version_correct, result.version_labelled)
+    return FeedbackResult(
+        request_id=body.request_id,
+        model_version=result.version,
+        correct=result.correct,
+        live_accuracy=result.accuracy,
+        labelled=result.version_labelled,
+    )

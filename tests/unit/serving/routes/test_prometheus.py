@@ -27,6 +27,8 @@ def test_metrics_exposition(client: TestClient) -> None:
         "# TYPE mlops_retrain_jobs_total counter",
         "# TYPE mlops_feedback_total counter",
         "# TYPE mlops_live_accuracy gauge",
+        "# TYPE mlops_live_labelled gauge",
+        "# TYPE mlops_feedback_labels_total counter",
         "# TYPE mlops_feature_drift_score gauge",
         "# TYPE mlops_dataset_drift_share gauge",
         "# TYPE mlops_dataset_drift_detected gauge",
