@@ -107,7 +107,9 @@ def test_artifacts_metadata_and_cross_links(settings, two_runs) -> None:
     assert {"accuracy", "f1_macro", "roc_auc"} <= set(mlflow_run.data.metrics)
     assert mlflow_run.data.params["estimator"] == "RandomForestClassifier"
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
-    assert {"confusion_matrix.png", "onnx_parity.json"} <= artifacts
+    assert {"evaluation", "onnx_parity.json"} <= artifacts  # the plots live under evaluation/
+    plots = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id, "evaluation")}
+    assert "evaluation/confusion_matrix.png" in plots
 
 
 def test_plain_pyfunc_load_predicts_in_a_fresh_process(settings, two_runs) -> None:
