@@ -62,8 +62,8 @@ def train_register_promote(
     seed = settings.seed if seed is None else seed
     # load_data, validate_data, split_data
     loaded = spec.load(settings) if frame is None else frame
-    dataset_hash = fingerprint(loaded)
     data, sealed = carve(settings, spec, loaded)
+    dataset_hash = fingerprint(data)  # the rows training drew from, as load_data records
     check_data(spec, data)
     train, holdout = split(data, spec.target, settings.test_size, seed)
     train = subsample(train, spec.target, settings.train_fraction, seed)

@@ -29,14 +29,17 @@ def load_data(
     settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
     frame = spec.load(settings)
-    digest = fingerprint(frame)
     rest, sealed = carve(settings, spec, frame)
+    # The dataset of record is what training drew from (the load minus the sealed slice): the
+    # artifact and its hash, so lineage and `mlops reproduce` retrain from exactly those rows.
+    digest = fingerprint(rest)
     evidence = sealed.evidence()
     log_metadata(
         {
             "rows": len(frame),
             "columns": len(frame.columns),
             "dataset_hash": digest,
+            "loaded_hash": fingerprint(frame),
             "sealed": evidence,
             "rows_after_sealing": len(rest),
         }
