@@ -100,7 +100,11 @@ class Registry:
 
         try:
             mv = self.client.get_model_version(self.name, str(version))
-        except MlflowException:
+        except MlflowException as exc:
+            # only "there is no such version" is NotFound; an unreachable or failing server stays what
+            # it is, so promotion can tell "cannot judge now" from "does not exist" (governance.faults)
+            if getattr(exc, "error_code", "") not in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                raise
             raise NotFound(
                 f"model {self.name!r} has no version {version}", hint="list versions with `mlops models`"
             ) from None

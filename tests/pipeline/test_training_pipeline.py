@@ -121,6 +121,13 @@ def test_plain_pyfunc_load_predicts_in_a_fresh_process(settings, two_runs) -> No
         "print(json.dumps([int(v) for v in m.predict(x)]))\n"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
+    # Our entry points forbid MLflow to deserialize (MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false, which
+    # this process's environment carries): a plain MLflow load is refused...
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in refused.stderr
+    # ...and works for a user who opts in, knowing who may write to the registry (the skops file is
+    # a standard MLflow sklearn model: nothing of ours is needed to load it).
+    env["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [0]

@@ -72,7 +72,7 @@ def train_register_promote(
     # evaluate_model
     x, _ = ev.holdout_xy(spec, holdout)
     proba = model.predict_proba(x)
-    metrics, groups, reasons = model_gate(spec, holdout, proba, threshold)
+    metrics, groups, reasons = model_gate(spec, holdout, proba, threshold, predict_proba=model.predict_proba)
     matrix = ev.confusion(spec, holdout[spec.target].to_numpy(), proba, threshold)
     if reasons:
         raise GateFailed(f"model gate failed for {spec.name!r}", reasons=reasons)
@@ -93,6 +93,8 @@ def train_register_promote(
         extra_tags=sealed_tags(sealed.evidence()),
         threshold=threshold,
         group_metrics=groups,
+        datasets={"train": train, "sealed": sealed.frame},
+        data_source=str(settings.data_path or ""),
     )
     refresh_model_card(Registry(settings, spec.name), ref.version)
     # promote_model

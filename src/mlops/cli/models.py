@@ -104,6 +104,10 @@ def promote(
         Path | None,
         typer.Option("--data", help="Newer rows (CSV/Parquet) to re-validate on (fresh evidence)."),
     ] = None,
+    breaking: Annotated[
+        bool,
+        typer.Option(help="VERSION's inputs differ from the served version's on purpose (needs --approver)."),
+    ] = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -118,8 +122,10 @@ def promote(
     if data is not None and not data.is_file():
         raise UsageError(f"--data {data}: no such file", hint="pass a CSV or Parquet file of labelled rows")
     result: dict[str, Any]
-    if via_pipeline and data is not None:
-        raise UsageError("--data is not available with --via-pipeline yet", hint="drop one of the two")
+    if via_pipeline and (data is not None or breaking):
+        raise UsageError(
+            "--data and --breaking are not available with --via-pipeline yet", hint="drop --via-pipeline"
+        )
     if via_pipeline:
         quiet_libraries()
         from mlops.runner import run_promotion
@@ -130,7 +136,14 @@ def promote(
         from mlops.projects import get_project
 
         result = manual_promote(
-            settings, get_project(name), version, to=to, reason=reason, approver=approver, data_path=data
+            settings,
+            get_project(name),
+            version,
+            to=to,
+            reason=reason,
+            approver=approver,
+            data_path=data,
+            breaking=breaking,
         ).as_dict()
     render.show(result, as_json, render.promotion)
 

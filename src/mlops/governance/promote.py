@@ -20,7 +20,7 @@ from mlops.errors import MlopsError, PromotionRefused, Unavailable
 from mlops.governance.decision import Decision, decide, noninferiority_reason
 from mlops.governance.faults import classify, describe, transient
 from mlops.governance.history import previous
-from mlops.governance.ledger import apply, record_decision
+from mlops.governance.ledger import apply, move, record_decision
 from mlops.governance.sealed import SealedSlice
 from mlops.registry import Registry
 from mlops.stores.audit import AuditEvent, AuditLog
@@ -234,6 +234,7 @@ def auto_promote(
     try:
         champion = _judge(settings, f"reading the {alias!r} alias", lambda: reg.alias_version(alias))
         reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
+        reasons += _compatibility(settings, reg, version, champion, breaking_approved=False)
         score, output = float("nan"), None
         if not reasons:
             score, output = _judge(
@@ -287,6 +288,20 @@ def auto_promote(
     return decision, event
 
 
+def _compatibility(
+    settings: Settings, reg: Registry, version: str, served: str | None, *, breaking_approved: bool
+) -> list[str]:
+    """The compatibility gate: ``version``'s input signature against the one ``served`` answers with
+    (a changed input would break the alias's live clients)."""
+    from mlops.governance.gates import compatibility_reasons
+
+    if served is None or served == version:
+        return []
+    candidate = _judge(settings, f"reading v{version}'s signature", lambda: reg.input_signature(version))
+    current = _judge(settings, f"reading v{served}'s signature", lambda: reg.input_signature(served))
+    return compatibility_reasons(candidate, current, breaking_approved=breaking_approved)
+
+
 def _with_reason(decision: Decision, reason: str) -> Decision:
     from dataclasses import replace
 
@@ -332,8 +347,9 @@ def revalidate(
         return {}, [f"{rows.source} data: {r}" for r in reasons], evidence
     x, _ = holdout_xy(spec, rows.frame)
     threshold = reg.threshold(version)
-    proba = reg.load_native(version).predict_proba(x)  # one load, one prediction for every model gate
-    metrics, _, reasons = model_gate(spec, rows.frame, proba, threshold)
+    native = reg.load_native(version)  # one load for every model gate, behaviour checks included
+    proba = native.predict_proba(x)
+    metrics, _, reasons = model_gate(spec, rows.frame, proba, threshold, predict_proba=native.predict_proba)
     if spec.primary_metric == "roc_auc" and spec.is_binary:
         output = proba[:, spec.positive_class if spec.positive_class is not None else 1]
     else:
@@ -346,8 +362,12 @@ def check_approver(settings: Settings, approver: str) -> str:
     """``""`` when ``approver`` may approve, else why not. The allow-list is ``MLOPS_APPROVERS``;
     empty, it accepts anyone in development (with a warning) and no one elsewhere."""
     allowed = settings.approver_list()
-    if allowed:
-        return "" if approver in allowed else f"approver {approver!r} is not in MLOPS_APPROVERS"
+    if allowed:  # several reviewers ("a, b", as read from a workflow run's approvals): each must be listed
+        names = [n.strip() for n in approver.split(",") if n.strip()]
+        outside = [n for n in names if n not in allowed]
+        if not names or outside:
+            return f"approver {', '.join(outside) or approver!r} is not in MLOPS_APPROVERS"
+        return ""
     if settings.environment == "development":
         logger.warning("MLOPS_APPROVERS is empty: accepting approver %r (development only)", approver)
         return ""
@@ -363,9 +383,12 @@ def manual_promote(
     reason: str,
     approver: str | None = None,
     data_path: Path | None = None,
+    breaking: bool = False,
 ) -> AuditEvent:
     """A person's promotion: needs a reason (and an allowed approver for production), re-runs the
-    gates on fresh or sealed rows, then moves the alias by compare-and-set. Refusals are audited."""
+    gates on fresh or sealed rows, then moves the alias by compare-and-set. Refusals are audited.
+    ``breaking``: the version's inputs differ from the served version's on purpose; accepted only
+    with an approver, and audited as breaking."""
     reg = Registry(settings, spec.name)
     if not reason.strip():
         raise PromotionRefused("a promotion needs a reason", hint="pass --reason 'why this version'")
@@ -381,6 +404,8 @@ def manual_promote(
             raise judged.exc from None  # the version does not exist: exit 4, nothing to audit
         _refuse(settings, reg, spec, version=version, alias=to, expected=None, judged=judged)
     details: dict[str, Any] = {"approver": approver or settings.who, "manual": True}
+    if breaking:
+        details["breaking"] = True
     if approver:
         why = check_approver(settings, approver)
         if why:
@@ -397,8 +422,11 @@ def manual_promote(
         raise PromotionRefused(
             f"version {version} of {reg.name!r} did not pass its gates at training; refused"
         )
+    if breaking and not approver:
+        raise PromotionRefused("a breaking promotion needs an approver", hint="pass --approver NAME")
     try:
         reasons = servable_reasons(settings, spec, version)
+        reasons += _compatibility(settings, reg, version, current, breaking_approved=breaking)
         metrics, more, evidence = (
             ({}, [], {}) if reasons else revalidate(settings, spec, version, reg, data_path)
         )
@@ -450,15 +478,8 @@ def manual_promote(
         settings.promotion_margin,
         **common,
     )
-    reg.move_alias(to, expected=current, new=version)
-    event = record_decision(
-        reg,
-        version=version,
-        alias=to,
-        decision=decision,
-        from_version=current,
-        action="promote",
-        details=details,
+    event = move(
+        reg, alias=to, expected=current, new=version, decision=decision, action="promote", details=details
     )
     reg.tag_version(version, decision.tags())
     return event
@@ -485,10 +506,7 @@ def rollback(
         None,
         0.0,
     )
-    reg.move_alias(alias, expected=current, new=target)
-    return record_decision(
-        reg, version=target, alias=alias, decision=decision, from_version=current, action="rollback"
-    )
+    return move(reg, alias=alias, expected=current, new=target, decision=decision, action="rollback")
 
 
 def summary(decision: Decision, event: AuditEvent) -> dict[str, Any]:

@@ -30,7 +30,9 @@ def training_pipeline(
     onnx_model, parity = export_onnx(model, holdout, project=project, run_settings=run_settings)
     version, _ = register_model(
         model,
+        train_set,
         holdout,
+        sealed,
         metrics,
         groups,
         decision,

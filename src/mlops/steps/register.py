@@ -25,7 +25,9 @@ from mlops.tracking import register
 @step(enable_cache=False, on_failure=run_failed)
 def register_model(
     model: Pipeline,
+    train_set: pd.DataFrame,
     eval_holdout: pd.DataFrame,
+    sealed: pd.DataFrame,
     metrics: dict[str, float],
     group_metrics: dict[str, Any],
     decision: dict[str, Any],
@@ -63,6 +65,8 @@ def register_model(
         extra_tags={**zenml_links, **sealed_tags(sealed_evidence)},
         threshold=decision.get("threshold"),
         group_metrics=group_metrics,
+        datasets={"train": train_set, "sealed": sealed},  # MLflow datasets beside the eval rows
+        data_source=str(settings.data_path or ""),
     )
     link: dict[str, Any] = {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "uri": ref.uri}
     step_meta: dict[str, Any] = {"mlflow_model": link}
