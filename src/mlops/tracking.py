@@ -10,6 +10,7 @@ import json
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -205,11 +206,14 @@ def log_datasets(
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     inputs = []
-    for context, frame in frames.items():
-        source = CodeDatasetSource({"loader": f"mlops.projects.{spec.name}", "file": data_source})
-        targets = spec.target if spec.target in frame.columns else None
-        dataset = from_pandas(frame, source=source, name=f"{spec.name}-{context}", targets=targets)
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    with warnings.catch_warnings():  # "integer column(s)": the data gate owns missing values, not MLflow
+        warnings.filterwarnings("ignore", message=".*integer column", category=UserWarning)
+        for context, frame in frames.items():
+            source = CodeDatasetSource({"loader": f"mlops.projects.{spec.name}", "file": data_source})
+            targets = spec.target if spec.target in frame.columns else None
+            dataset = from_pandas(frame, source=source, name=f"{spec.name}-{context}", targets=targets)
+            entity = dataset._to_mlflow_entity()  # what mlflow.log_input does (mlflow pinned ==3.17.2)
+            inputs.append(DatasetInput(entity, [InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     client.log_inputs(run_id, datasets=inputs)
 
 
