@@ -233,6 +233,8 @@ def auto_promote(
         notes["sealed_redrawn"] = sealed.redrawn
     try:
         champion = _judge(settings, f"reading the {alias!r} alias", lambda: reg.alias_version(alias))
+        tags = _judge(settings, f"reading version {version}", lambda: reg.version(version).tags)
+        notes["onnx_sha256"] = tags.get("onnx_sha256", "")  # the bytes this decision is about
         reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
         reasons += _compatibility(settings, reg, version, champion, breaking_approved=False)
         score, output = float("nan"), None
@@ -403,7 +405,11 @@ def manual_promote(
         if isinstance(judged.exc, MlopsError) and judged.fault == "unservable":
             raise judged.exc from None  # the version does not exist: exit 4, nothing to audit
         _refuse(settings, reg, spec, version=version, alias=to, expected=None, judged=judged)
-    details: dict[str, Any] = {"approver": approver or settings.who, "manual": True}
+    details: dict[str, Any] = {
+        "approver": approver or settings.who,
+        "manual": True,
+        "onnx_sha256": info.tags.get("onnx_sha256", ""),
+    }
     if breaking:
         details["breaking"] = True
     if approver:
@@ -506,7 +512,10 @@ def rollback(
         None,
         0.0,
     )
-    return move(reg, alias=alias, expected=current, new=target, decision=decision, action="rollback")
+    details = {"onnx_sha256": info.tags.get("onnx_sha256", "")}
+    return move(
+        reg, alias=alias, expected=current, new=target, decision=decision, action="rollback", details=details
+    )
 
 
 def summary(decision: Decision, event: AuditEvent) -> dict[str, Any]:

@@ -33,8 +33,13 @@ def test_the_run_holds_its_datasets_plots_and_onnx_digest(settings, registered_i
     registry = Registry(settings, "iris")
     mv = registry.client.get_model_version(registry.name, "1")
     run = registry.client.get_run(mv.run_id)
-    (holdout,) = run.inputs.dataset_inputs
-    assert {t.key: t.value for t in holdout.tags} == {"mlflow.data.context": "eval"}
+    by_context = {
+        {t.key: t.value for t in d.tags}["mlflow.data.context"]: d for d in run.inputs.dataset_inputs
+    }
+    assert set(by_context) == {"train", "eval", "sealed"}  # what trained, what evaluated, what judges
+    assert f'"num_rows": {mv.tags["sealed_rows"]}' in by_context["sealed"].dataset.profile
+    assert len({d.dataset.digest for d in by_context.values()}) == 3
+    holdout = by_context["eval"]
     assert holdout.dataset.name == "iris-eval" and holdout.dataset.source_type == "code"
     assert holdout.dataset.digest and "species" in holdout.dataset.schema
     assert f'"num_rows": {run.data.params["holdout_rows"]}' in holdout.dataset.profile
