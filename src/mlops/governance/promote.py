@@ -236,7 +236,6 @@ def auto_promote(
         tags = _judge(settings, f"reading version {version}", lambda: reg.version(version).tags)
         notes["onnx_sha256"] = tags.get("onnx_sha256", "")  # the bytes this decision is about
         reasons = list(gate_reasons) + servable_reasons(settings, spec, version)
-        reasons += _compatibility(settings, reg, version, champion, breaking_approved=False)
         score, output = float("nan"), None
         if not reasons:
             score, output = _judge(
@@ -257,6 +256,8 @@ def auto_promote(
                     raise
                 notes["champion_unservable"] = judged.cause
                 logger.warning("champion %s v%s is unservable, judged absent: %s", alias, held, judged.cause)
+        if rival is not None:  # the champion serves: the challenger must take the same inputs
+            reasons += _compatibility(settings, reg, version, champion, breaking_approved=False)
         if output is not None and alias != "production":
             reasons += _regression(settings, spec, reg, version, sealed.frame, output, notes)
     except _Judged as judged:
