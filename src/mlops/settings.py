@@ -81,14 +81,14 @@ class Settings(BaseSettings):
     prediction_log_flush_s: float = 0.5
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
-    # ----- trust (issue 11, items 7-8): evidence and provenance -----
+    # ----- evidence and provenance -----
     git_commit: str = Field("", description="The code's commit where no .git exists (containers).")
 
-    # Tamper-evident audit (issue 11, audit part): the HMAC key of the audit chain's anchor. Unset in
+    # The tamper-evident audit: the HMAC key of the audit chain's anchor. Unset in
     # development: a random key file under the state folder; unset elsewhere: audit writes are refused.
     audit_hmac_key: SecretStr | None = None
 
-    # Trustworthy promotion (issue 11, H2: fail closed, statistics, sealed holdout, approvers)
+    # promotion: fail closed, the statistical decision, the sealed slice, approvers (docs/governance.md)
     promotion_scoring_timeout_s: float = Field(
         120.0, gt=0, description="Scoring the champion longer than this cannot be judged: refused."
     )
