@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from mlops.stores import chain, migrate
 from mlops.stores.audit import AuditEvent, AuditLog
-from tests.support.control_db import control_databases, drop_guards, execute, rewrite_chain
+from tests.support.control_db import LEGACY_AUDIT_ROWS, control_databases, drop_guards, execute, rewrite_chain
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -207,19 +207,6 @@ def _unreachable(url: str):
     return down
 
 
-LEGACY_ROWS = [
-    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-    "decision, reason, details) VALUES ('2026-11-30 10:00:00.000000', 'ana', 'promote', 'iris', "
-    "'iris-classifier', 'production', NULL, '1', 'promoted', 'first model', '{\"f1\": 0.9}')",
-    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-    "decision, reason, details) VALUES ('2026-11-30 11:00:00.000000', 'bo', 'promote', 'iris', "
-    "'iris-classifier', 'production', '1', '2', 'kept', 'tie keeps the champion', '{}')",
-    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-    "decision, reason, details) VALUES ('2026-11-30 12:00:00.000000', 'ci', 'train', 'readmission', "
-    "'readmission-classifier', NULL, NULL, NULL, 'failed', 'killed', '{\"pid\": 7}')",
-]
-
-
 def test_c0002_chains_the_rows_of_a_c0001_log_so_it_verifies(request, tmp_path) -> None:
     for backend in ("sqlite", "postgresql"):
         with control_databases(backend, tmp_path) as make:
@@ -230,7 +217,7 @@ def test_c0002_chains_the_rows_of_a_c0001_log_so_it_verifies(request, tmp_path) 
             with engine.begin() as conn:
                 command.downgrade(migrate.alembic_config(url, ["control"], conn), "c0001")
             engine.dispose()
-            execute(url, *LEGACY_ROWS)
+            execute(url, *LEGACY_AUDIT_ROWS)
             migrate.upgrade(url, ["control"])
             migrate.check(url, ["control"])
             log = AuditLog(url)

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from mlops.stores import migrate
 from mlops.stores.audit import AuditLog
 from mlops.stores.predictions import get_prediction
+from tests.support.control_db import LEGACY_AUDIT_ROWS, admin, require_postgres
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TABLES = {
     "control": {"audit_log", "audit_anchor", "alias_intents"},
     "predictions": {"predictions", "feedback", "drift_results"},
@@ -76,17 +76,7 @@ LEGACY_DDL[("postgresql", "predictions")] = [
     s.format(ts="TIMESTAMP WITH TIME ZONE", serial="SERIAL") for s in _PREDICTION_TABLES
 ]
 LEGACY_ROWS = {
-    "control": [
-        "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-        "decision, reason, details) VALUES ('2026-11-30 10:00:00.000000', 'ana', 'promote', 'iris', "
-        "'iris-classifier', 'production', NULL, '1', 'promoted', 'first model', '{\"f1\": 0.9}')",
-        "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-        "decision, reason, details) VALUES ('2026-11-30 11:00:00.000000', 'bo', 'promote', 'iris', "
-        "'iris-classifier', 'production', '1', '2', 'kept', 'tie keeps the champion', '{}')",
-        "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
-        "decision, reason, details) VALUES ('2026-11-30 12:00:00.000000', 'ci', 'train', 'readmission', "
-        "'readmission-classifier', NULL, NULL, NULL, 'failed', 'killed', '{\"pid\": 7}')",
-    ],
+    "control": LEGACY_AUDIT_ROWS,
     "predictions": [
         *(
             "INSERT INTO predictions VALUES "
@@ -107,24 +97,9 @@ LEGACY_ROWS = {
 
 
 # ----- backends -----
-def _admin(statement: str) -> None:
-    engine = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql(statement)
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def postgres() -> None:
-    try:
-        _admin("SELECT 1")
-    except sa.exc.OperationalError as exc:
-        message = f"PostgreSQL not reachable on 127.0.0.1:5432: {str(exc.orig).strip()}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI must run these, never skip them
-        pytest.skip(message)
+    require_postgres()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -136,7 +111,7 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         if request.param == "sqlite":
             return f"sqlite:///{tmp_path / 'state' / f'{name}.db'}"
         database = f"mlops_mig_{name}_{uuid.uuid4().hex[:10]}"
-        _admin(f"CREATE DATABASE {database}")
+        admin(f"CREATE DATABASE {database}")
         created.append(database)
         return f"postgresql://postgres@127.0.0.1:5432/{database}"
 
@@ -145,7 +120,7 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
     make.backend = request.param  # type: ignore[attr-defined]
     yield make
     for database in created:
-        _admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def _cli_upgrade(tmp_path: Path, urls: dict[str, str]) -> list[dict]:

@@ -123,7 +123,9 @@ def test_plain_pyfunc_load_predicts_in_a_fresh_process(settings, two_runs) -> No
     env = {**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri}
     # Our entry points forbid MLflow to deserialize (MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false, which
     # this process's environment carries): a plain MLflow load is refused...
-    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert refused.returncode != 0 and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in refused.stderr
     # ...and works for a user who opts in, knowing who may write to the registry (the skops file is
     # a standard MLflow sklearn model: nothing of ours is needed to load it).

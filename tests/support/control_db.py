@@ -19,7 +19,8 @@ from mlops.stores.tables import audit_log
 PG = "postgresql://postgres@127.0.0.1:5432"
 
 
-def _admin(statement: str) -> None:
+def admin(statement: str) -> None:
+    """Run ``statement`` on the server's ``postgres`` database (CREATE/DROP DATABASE)."""
     engine = sa.create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -30,7 +31,7 @@ def _admin(statement: str) -> None:
 
 def require_postgres() -> None:
     try:
-        _admin("SELECT 1")
+        admin("SELECT 1")
     except sa.exc.OperationalError as exc:
         message = f"PostgreSQL not reachable on 127.0.0.1:5432: {str(exc.orig).strip()}"
         if os.environ.get("CI") == "true":
@@ -48,7 +49,7 @@ def control_databases(backend: str, root: Path) -> Iterator[Callable[[], str]]:
             url = f"sqlite:///{root / f'control-{uuid.uuid4().hex[:8]}.db'}"
         else:
             name = f"mlops_test_{uuid.uuid4().hex[:12]}"
-            _admin(f"CREATE DATABASE {name}")
+            admin(f"CREATE DATABASE {name}")
             created.append(name)
             url = f"{PG}/{name}"
         migrate.upgrade(url, ["control"])
@@ -60,7 +61,7 @@ def control_databases(backend: str, root: Path) -> Iterator[Callable[[], str]]:
         yield make
     finally:
         for name in created:
-            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def execute(url: str, *statements: str) -> None:
@@ -108,3 +109,17 @@ def rewrite_chain(url: str, *, edit_seq: int, reason: str, anchor: bool) -> None
                 conn.execute(sa.text("UPDATE audit_anchor SET hash = :h"), {"h": prev})
     finally:
         engine.dispose()
+
+
+# audit rows as a 117f35d (pre-chain) log holds them: the c0002 backfill's input
+LEGACY_AUDIT_ROWS = [
+    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
+    "decision, reason, details) VALUES ('2026-11-30 10:00:00.000000', 'ana', 'promote', 'iris', "
+    "'iris-classifier', 'production', NULL, '1', 'promoted', 'first model', '{\"f1\": 0.9}')",
+    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
+    "decision, reason, details) VALUES ('2026-11-30 11:00:00.000000', 'bo', 'promote', 'iris', "
+    "'iris-classifier', 'production', '1', '2', 'kept', 'tie keeps the champion', '{}')",
+    "INSERT INTO audit_log (at, actor, action, project, model_name, alias, from_version, to_version, "
+    "decision, reason, details) VALUES ('2026-11-30 12:00:00.000000', 'ci', 'train', 'readmission', "
+    "'readmission-classifier', NULL, NULL, NULL, 'failed', 'killed', '{\"pid\": 7}')",
+]
