@@ -58,6 +58,7 @@ def _version_tags(
                 "challenger": decision.challenger_score,
                 "champion": decision.champion_score,
             },
+            **decision.tags(),  # the statistical evidence: test, interval, estimate, resamples, rows
         },
     )
     return at

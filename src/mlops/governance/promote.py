@@ -287,7 +287,6 @@ def auto_promote(
             decision, f"{decision.reason} (champion v{champion} unservable: judged absent)"
         )
     event = apply(reg, decision, version=version, alias=alias, expected=champion)
-    reg.tag_version(version, decision.tags())
     return decision, event
 
 
@@ -488,7 +487,6 @@ def manual_promote(
     event = move(
         reg, alias=to, expected=current, new=version, decision=decision, action="promote", details=details
     )
-    reg.tag_version(version, decision.tags())
     return event
 
 
