@@ -368,7 +368,7 @@ def check_approver(settings: Settings, approver: str) -> str:
         names = [n.strip() for n in approver.split(",") if n.strip()]
         outside = [n for n in names if n not in allowed]
         if not names or outside:
-            return f"approver {', '.join(outside) or approver!r} is not in MLOPS_APPROVERS"
+            return f"approver {', '.join(map(repr, outside)) or repr(approver)} is not in MLOPS_APPROVERS"
         return ""
     if settings.environment == "development":
         logger.warning("MLOPS_APPROVERS is empty: accepting approver %r (development only)", approver)

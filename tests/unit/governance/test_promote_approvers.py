@@ -25,3 +25,10 @@ def test_an_empty_list_accepts_anyone_in_development_with_a_warning(caplog) -> N
 def test_an_empty_list_refuses_everyone_outside_development() -> None:
     settings = Settings().model_copy(update={"environment": "production"})
     assert "MLOPS_APPROVERS is empty in production" in check_approver(settings, "ana")
+
+
+def test_several_approvers_from_a_workflow_run_must_each_be_listed() -> None:
+    settings = Settings(approvers="ana,dr.bo")
+    assert check_approver(settings, "ana, dr.bo") == ""  # as governance.approvals joins reviewers
+    assert check_approver(settings, "ana, eve") == "approver 'eve' is not in MLOPS_APPROVERS"
+    assert check_approver(settings, " , ") == "approver ' , ' is not in MLOPS_APPROVERS"
