@@ -61,7 +61,8 @@ def test_three_promotions_under_load_fail_no_request(tmp_path, figures) -> None:
     swap_s = []  # alias moved -> the last request answered by an older version was sent
     proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=str(POLL_S))
     try:
-        with LoadGenerator(base, threads=16) as load:
+        # three trainings beside the load (~40 s each on two busy cores): the load runs until the end
+        with LoadGenerator(base, threads=16, max_seconds=600) as load:
             assert load.wait_for(lambda rs: len(rs) >= 200, timeout=60), proc.tail()
             for seed in (11, 12, 13):
                 version = promote_new_version(settings, seed)
