@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from mlops.settings import Settings
 
-ALIASES = ("production", "staging", "challenger")
+ALIASES = ("production", "staging", "challenger", "candidate")  # candidate: set only by `mlops rollout start`
 METRIC_TAG = "metric."  # where older versions kept copies of their metrics (read as a fallback)
 RUNS_PER_SEARCH = 100  # run ids per search_runs filter: a bounded query string on every backend
 

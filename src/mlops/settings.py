@@ -79,6 +79,36 @@ class Settings(BaseSettings):
     prediction_log_url: str = ""
     prediction_log_queue_size: int = 10_000
     prediction_log_flush_s: float = 0.5
+    prediction_log_spool_max_mb: float = Field(
+        512.0, gt=0, description="Local spool of the prediction log (a database outage): its size limit."
+    )
+    prediction_log_lossless: bool = Field(
+        False, description="A full spool refuses predictions (503 + Retry-After) instead of dropping rows."
+    )
+    model_cache: bool = Field(True, description="Serve the last served version from the state folder at start.")
+
+    # Progressive delivery: shadow and canary rollouts of a candidate (docs/rollouts.md)
+    rollout_steps: str = Field("1,5,25,50", description="Canary ramp, in percent of routing keys.")
+    rollout_min_requests: int = Field(
+        500, ge=1, description="Candidate requests a step needs before it is judged (ramp, promote)."
+    )
+    rollout_error_budget: float = Field(
+        0.01, ge=0, le=1, description="Candidate error rate above this ends a canary (automatic rollback)."
+    )
+    rollout_latency_budget_ms: float = Field(
+        50.0, gt=0, description="Candidate p99 scoring latency above this ends a canary."
+    )
+    rollout_looks: int = Field(
+        10, ge=1, description="Fixed looks at live accuracy per step (alpha is split between them)."
+    )
+    rollout_alpha: float = Field(0.05, gt=0, lt=1, description="Error rate of the online comparison.")
+    rollout_guard_interval_s: float = Field(5.0, gt=0, description="Seconds between the guard's checks.")
+    rollout_guard_lease_s: float = Field(
+        15.0, gt=0, description="The guard's leadership lease: another worker takes over after it lapses."
+    )
+    shadow_queue_size: int = Field(
+        10_000, ge=1, description="Requests waiting for shadow scoring; beyond it they are skipped, counted."
+    )
     admin_api_key: SecretStr | None = None
     predict_api_key: SecretStr | None = None
     # ----- evidence and provenance -----
@@ -102,6 +132,9 @@ class Settings(BaseSettings):
         1.0, gt=0.0, le=1.0, description="Stratified share of the training split used to fit."
     )
     approvers: str = Field("", description="Comma-separated allow-list of production approvers.")
+
+    def rollout_step_list(self) -> list[float]:
+        return sorted(float(p) for p in self.rollout_steps.split(",") if p.strip())
 
     def approver_list(self) -> list[str]:
         return [a.strip() for a in self.approvers.split(",") if a.strip()]
@@ -189,6 +222,14 @@ class Settings(BaseSettings):
     @property
     def prediction_log_db_url(self) -> str:
         return self.prediction_log_url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.state_dir / "model-cache"
+
+    @property
+    def prediction_spool_dir(self) -> Path:
+        return self.state_dir / "prediction-spool"
 
     @property
     def databases(self) -> dict[str, str]:

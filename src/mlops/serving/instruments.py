@@ -76,6 +76,55 @@ DRIFT_DETECTED = Gauge(
 )
 
 
+# Progressive delivery (serving/rollout.py scores, governance/rollout.py guards)
+ROLLOUT_PERCENT = Gauge(
+    "mlops_rollout_percent",
+    "The active rollout: share (percent) of requests (shadow) or routing keys (canary) on the candidate.",
+    ["project", "candidate", "baseline", "mode"],
+    multiprocess_mode="livemax",
+)
+CANDIDATE_SCORINGS = Counter(
+    "mlops_candidate_scorings",
+    "Requests scored by a rollout's candidate, by mode and result (ok, error, skipped: shadow queue full).",
+    ["version", "mode", "result"],
+)
+CANDIDATE_LATENCY = Histogram(
+    "mlops_candidate_scoring_duration_seconds",
+    "The candidate's scoring time per row.",
+    ["version", "mode"],
+    buckets=LATENCY_BUCKETS,
+)
+SHADOW_AGREEMENT = Counter(
+    "mlops_shadow_agreement",
+    "Shadow-scored requests by whether the candidate's class agreed with production's answer.",
+    ["version", "agree"],
+)
+CANARY_FALLBACKS = Counter(
+    "mlops_canary_fallbacks", "Canary requests the candidate failed and production answered.", ["version"]
+)
+ROLLOUT_ROLLBACKS = Counter(
+    "mlops_rollout_rollbacks", "Rollouts ended by the guard, by the budget breached.", ["project", "breach"]
+)
+GUARD_LEADER = Gauge(
+    "mlops_rollout_guard_leader", "1 on the worker holding the guard's lease.", multiprocess_mode="livemax"
+)
+# Ready from a local cache (serving/model_cache.py)
+MODEL_FROM_CACHE = Gauge(
+    "mlops_model_served_from_cache",
+    "1 while the model served came from the local cache and no registry poll has confirmed it yet.",
+    multiprocess_mode="livemax",
+)
+CACHE_CORRUPT = Counter("mlops_model_cache_corrupt", "Cached model versions ignored: checksum or load failed.")
+# The prediction log's spool (serving/prediction_writer.py)
+LOG_SPOOL_BYTES = Gauge(
+    "mlops_prediction_log_spool_bytes", "Bytes in the prediction log's local spool.", multiprocess_mode="livesum"
+)
+LOG_REFUSED = Counter(
+    "mlops_prediction_log_refused",
+    "Predictions refused (503) in the lossless setting because the spool was full.",
+)
+
+
 # Labelled counters start at 0 for every known label, so rate()/increase() see the first event.
 for _result in ("success", "rejected"):
     SWAPS.labels(result=_result)

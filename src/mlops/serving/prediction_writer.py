@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from mlops.serving import instruments
-from mlops.stores.predictions import Labelled, PredictionStore, Record
+from mlops.stores.predictions import Labelled, PredictionStore, Record, ScoringRecord
 
 if TYPE_CHECKING:
     from mlops.settings import Settings
@@ -74,6 +74,15 @@ class PredictionWriter:
             instruments.LOG_DROPPED.inc()
         else:
             self.buffer.append(record)
+
+    def submit_scoring(self, record: ScoringRecord) -> None:
+        """A shadow or canary scoring (``ScoringRecord``): logged as predictions are. Never blocks."""
+        raise NotImplementedError  # the prediction-log change implements it (spool, shipper)
+
+    def admit(self) -> None:
+        """Called before scoring a request: raises a 503 (with ``Retry-After``) in the lossless setting
+        when the spool is full, so no prediction is served unlogged. Otherwise returns at once."""
+        return None
 
     # ----- background -----
     def start(self) -> None:

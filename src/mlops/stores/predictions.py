@@ -49,6 +49,24 @@ class Record:
         )
 
 
+@dataclass(slots=True)
+class ScoringRecord:
+    """A scoring besides the answer (table ``scorings``): a shadow version's prediction of a request,
+    or a canary candidate's failure on a request production then answered (``error`` set, no prediction)."""
+
+    request_id: str
+    at: datetime
+    project: str
+    model_name: str
+    model_version: str
+    role: str  # shadow | canary
+    prediction: int | None
+    label: str | None
+    probabilities: dict[str, float] | None
+    latency_ms: float | None
+    error: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Labelled:
     """A label recorded, and the live evidence of the version that answered the request."""

@@ -2,9 +2,10 @@
 
 Two databases, named in ``Settings.databases``:
 
-- ``control``: the audit log (and the jobs, rollouts and locks later issues add): small, precious.
-- ``predictions``: the high-volume prediction log with its feedback, and the drift results computed
-  from it.
+- ``control``: the audit log, alias intents, rollouts and leases (and the jobs a later issue adds):
+  small, precious.
+- ``predictions``: the high-volume prediction log with its feedback, the shadow and canary scorings,
+  and the drift results computed from it.
 
 Column names and types are those the tables had before migrations existed (commit 117f35d), so data
 written then reads back unchanged. A change here needs a revision in ``migrations/versions``
@@ -68,6 +69,42 @@ alias_intents = sa.Table(
     sa.Column("audit_seq", sa.Integer),
 )
 
+# Progressive delivery (c0003): one row per rollout of a candidate. Every worker's poll reads the
+# active one; ``generation`` grows on every change (compare-and-set: a change names the generation it
+# read). ``active_key`` is the project while the rollout is active and NULL once it ended: a unique
+# constraint then allows one active rollout per project, across every replica.
+rollouts = sa.Table(
+    "rollouts",
+    control,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("project", sa.String(100), nullable=False, index=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("candidate", sa.String(50), nullable=False),
+    sa.Column("baseline", sa.String(50)),  # the production version when it started
+    sa.Column("mode", sa.String(20), nullable=False),  # shadow | canary
+    sa.Column("percent", sa.Float, nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),  # active | promoted | aborted | rolled_back
+    sa.Column("generation", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),  # a step's evidence counts from here
+    sa.Column("ended_at", sa.DateTime(timezone=True)),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("incident", sa.Text, nullable=False, default="{}"),  # JSON: the breach that ended it
+    sa.Column("active_key", sa.String(100)),
+    sa.UniqueConstraint("active_key", name="uq_rollouts_active_key"),
+)
+
+# Leases (c0003): a named leadership held for a while by one holder (the rollout guard: one leader
+# among every worker and replica). Taken or renewed by a compare-and-set UPDATE (stores/leases.py).
+leases = sa.Table(
+    "leases",
+    control,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 predictions = sa.Table(
     "predictions",
     prediction_log,
@@ -112,4 +149,25 @@ drift_results = sa.Table(
     sa.Column("detected", sa.Boolean, nullable=False),
     sa.Column("features", sa.Text, nullable=False),  # JSON: name -> {score, drifted, method}
     sa.Column("report_path", sa.Text, nullable=False, default=""),
+)
+
+# Scorings besides the answer (p0003): a shadow version's prediction of a request, or a canary
+# candidate's failure on a request production then answered. One row per (request, version); the
+# answer itself stays in ``predictions``. ``error`` is set (prediction NULL) when the version failed.
+scorings = sa.Table(
+    "scorings",
+    prediction_log,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("project", sa.String(100), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(50), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),  # shadow | canary
+    sa.Column("prediction", sa.Integer),
+    sa.Column("label", sa.String(200)),
+    sa.Column("probabilities", sa.Text),
+    sa.Column("latency_ms", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("request_id", "model_version", name="uq_scorings_request_version"),
 )
