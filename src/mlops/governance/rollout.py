@@ -21,8 +21,9 @@ the ``candidate`` alias behind (said in the result and the log), which the next 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.ml import online
@@ -335,7 +336,12 @@ def start(
         )
     info = _judged(settings, f"reading version {version}", lambda: reg.version(version))
     production = _judged(settings, "reading the production alias", lambda: reg.alias_version("production"))
-    common = {"project": spec.name, "model_name": reg.name, "candidate": str(version), "baseline": production}
+    common: dict[str, Any] = {
+        "project": spec.name,
+        "model_name": reg.name,
+        "candidate": str(version),
+        "baseline": production,
+    }
     reasons: list[str] = []
     if production is None:
         reasons.append("no version holds 'production': promote one first (`mlops promote`)")
@@ -378,7 +384,7 @@ def start(
             ),
         )
         raise PromotionRefused(f"rollout of version {version} refused", reasons=reasons)
-    with store.transaction() as conn:
+    with _transaction(store) as conn:
         rollout = store.start(
             project=spec.name,
             model_name=reg.name,
@@ -410,6 +416,11 @@ def start(
         )
         _judged(settings, "setting the candidate alias", lambda: reg.set_alias(CANDIDATE, str(version)))
     return {"rollout": rollout.as_dict(), "audit_id": event.id, "candidate_alias": str(version)}
+
+
+def _transaction(store: RolloutStore) -> AbstractContextManager[sa.Connection]:
+    """``store.transaction()``, typed as the context manager it is (the store annotates an Iterator)."""
+    return cast("AbstractContextManager[sa.Connection]", store.transaction())
 
 
 def _active(
@@ -452,7 +463,7 @@ def ramp(
         )
     ev = evidence(settings, rollout, since=rollout.updated_at)
     breaches = _budget_reasons(settings, ev, need_requests=True)
-    common = {
+    common: dict[str, Any] = {
         "project": rollout.project,
         "model_name": rollout.model_name,
         "candidate": rollout.candidate,
@@ -479,7 +490,7 @@ def ramp(
             ),
         )
         raise PromotionRefused(f"ramp of rollout {rollout.id} to {percent:g} % refused", reasons=reasons)
-    with store.transaction() as conn:
+    with _transaction(store) as conn:
         updated = store.update(rollout.id, expected_generation=rollout.generation, percent=percent, conn=conn)
         event = _audit(
             settings,
@@ -550,7 +561,7 @@ def promote(
         raise UsageError("a promotion needs a reason", hint="pass --reason 'why this candidate'")
     store, rollout = _active(settings, spec.name)
     reg = Registry(settings, spec.name)
-    common = {
+    common: dict[str, Any] = {
         "project": rollout.project,
         "model_name": rollout.model_name,
         "candidate": rollout.candidate,
@@ -623,7 +634,7 @@ def promote(
         action="promote",
         details={**details, "approver": who or actor or settings.who, "online": True},
     )
-    with store.transaction() as conn:
+    with _transaction(store) as conn:
         ended = store.end(
             rollout.id,
             expected_generation=rollout.generation,
@@ -659,7 +670,7 @@ def abort(settings: Settings, project: str, actor: str | None, reason: str) -> d
     if not reason.strip():
         raise UsageError("an abort needs a reason", hint="pass --reason 'why'")
     store, rollout = _active(settings, project)
-    with store.transaction() as conn:
+    with _transaction(store) as conn:
         ended = store.end(
             rollout.id, expected_generation=rollout.generation, state="aborted", incident={}, conn=conn
         )
@@ -716,7 +727,7 @@ def guard_once(settings: Settings, project: str) -> dict[str, Any] | None:
                 "latency_p99_ms": settings.rollout_latency_budget_ms,
             },
         }
-        with store.transaction() as conn:
+        with _transaction(store) as conn:
             ended = store.end(
                 rollout.id,
                 expected_generation=rollout.generation,

@@ -39,7 +39,7 @@ class LeaseStore:
     def _now(self, conn: sa.Connection) -> datetime:
         if conn.dialect.name == "postgresql":
             now = conn.execute(sa.text("SELECT now()")).scalar_one()
-            return now if now.tzinfo else now.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+            return now if now.tzinfo else now.replace(tzinfo=UTC)
         return datetime.now(UTC)
 
     def acquire(self, name: str, holder: str, ttl_s: float) -> bool:
