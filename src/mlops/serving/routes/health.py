@@ -33,7 +33,10 @@ async def ready(manager: ManagerDep) -> JSONResponse:
 
 def _detail(state: dict[str, Any]) -> str:
     """One sentence for a human reading the probe: what serves, from where, vouched for or not."""
-    registry = "the registry answers" if state["registry_reachable"] else "the registry is unreachable"
+    if state["last_poll"] is None:
+        registry = "the registry has not been polled yet"
+    else:
+        registry = "the registry answers" if state["registry_reachable"] else "the registry is unreachable"
     if not state["model_loaded"]:
         return f"no model loaded yet; {registry}"
     version = state["model_version"]
