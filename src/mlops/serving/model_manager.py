@@ -12,7 +12,7 @@ they are re-read every ``DRIFT_REFRESH_S``, not on every (1 s) poll.
 
 Ready from the local cache (``serving.model_cache``): ``start`` first tries the version this
 service last served, from the state folder, without importing mlflow; when it answers, the service
-is ready at once and the first poll runs in the background. That poll confirms the cached version
+is ready at once and the first poll runs in the background, after the usual interval. That poll confirms the cached version
 (the alias still points at it and the registry's recorded sha256 is the cached bytes') or swaps in
 the alias's version as any poll does; until then ``mlops_model_served_from_cache`` is 1 and
 ``state()`` says ``source: cache``, ``registry_confirmed: false``. Every successful load and swap
@@ -64,7 +64,11 @@ class ModelManager:
     # ----- lifecycle -----
     async def start(self) -> None:
         """Serve the cached version if one answers, else load the alias target once (before
-        serving); then poll the alias in the background (at once when serving from the cache)."""
+        serving); then poll the alias in the background.
+
+        From the cache, the first poll comes one ``poll_interval_s`` after ready, like every other:
+        it imports mlflow (~3 s of CPU on this machine's cores), and the first requests should not
+        share the interpreter with that import."""
         instruments.MODEL_LOADED.set(0)
         instruments.MODEL_FROM_CACHE.set(0)
         cached = await asyncio.to_thread(self._from_cache) if self.cache is not None else None
@@ -72,7 +76,7 @@ class ModelManager:
             self._swap(cached, source="cache")
         else:
             await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
-        self._task = asyncio.create_task(self._poll_forever(first=cached is not None), name="model-poll")
+        self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
     async def stop(self) -> None:
         """Stop polling. On Python 3.11 ``asyncio.wait_for`` swallows a cancel that arrives as the
@@ -86,11 +90,9 @@ class ModelManager:
         if task is not None and not task.cancelled():
             task.exception()  # retrieved: a poll loop that ended otherwise has already logged why
 
-    async def _poll_forever(self, *, first: bool = False) -> None:
+    async def _poll_forever(self) -> None:
         while not self._stopping:
-            if not first:
-                await asyncio.sleep(self.settings.poll_interval_s)
-            first = False
+            await asyncio.sleep(self.settings.poll_interval_s)
             try:
                 await self.check()
             except Exception:  # the poll must outlive any surprise; the next one tries again
@@ -124,10 +126,11 @@ class ModelManager:
             if version is None:
                 self.last_error = f"no version holds alias {self.alias!r}"
                 return self.state()
+            differs = False  # the cached copy serving is not the registry's file
             if self.current is not None and self.current.version == version:
                 if self.confirmed or await self._confirm(version) != "differs":
                     return self.state()
-                # the cached bytes are not the registry's: load its copy, as for a new version
+                differs = True  # load the registry's copy, as for a new version
             if time.monotonic() - self.rejected.get(version, -math.inf) < RETRY_REJECTED_S:
                 return self.state()
             try:
@@ -138,6 +141,8 @@ class ModelManager:
                 error = self.settings.redact(f"{type(exc).__name__}: {exc}")
                 self.last_error = f"version {version} rejected: {error}"
                 logger.error("model %s", self.last_error)
+                if differs:  # fail closed: neither copy is one the registry vouches for
+                    self._withdraw()
                 return self.state()
             self.rejected.pop(version, None)
             self._swap(candidate, source="registry")
@@ -220,6 +225,19 @@ class ModelManager:
         instruments.MODEL_LOADED.set(1)
         instruments.SWAPS.labels(result="success").inc()
         logger.info("serving %s v%s (%s, from the %s)", model.name, model.version, model.runtime, source)
+
+    def _withdraw(self) -> None:
+        """Stop serving ``current`` (not ready until a good version swaps in)."""
+        model, self.current, self.source, self.confirmed = self.current, None, None, False
+        if model is not None:
+            instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(0)
+        instruments.MODEL_LOADED.set(0)
+        instruments.MODEL_FROM_CACHE.set(0)
+        logger.error(
+            "stopped serving %s v%s: its cached copy is not the registry's",
+            model and model.name,
+            model and model.version,
+        )
 
     def _set_reachable(self, ok: bool, error: str) -> None:
         self.registry_reachable = ok

@@ -82,7 +82,9 @@ def _missing_onnx(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "damage", [_flip_a_byte, _not_onnx_but_recorded, _unreadable_metadata, _missing_onnx], ids=lambda f: f.__name__
+    "damage",
+    [_flip_a_byte, _not_onnx_but_recorded, _unreadable_metadata, _missing_onnx],
+    ids=lambda f: f.__name__,
 )
 def test_a_corrupt_entry_is_ignored_and_counted(served, tmp_path: Path, damage) -> None:
     cache = ModelCache(tmp_path, "iris")
@@ -138,6 +140,19 @@ def test_the_setting_turns_it_off(shared_settings) -> None:
     assert manager.cache is None
 
 
+def cache_another_copy(served: runtime.LoadedModel, root: Path) -> bytes:
+    """Cache valid ONNX that is not the registry's file (``served`` re-serialized with another doc
+    string) as if it had been served; returns its bytes."""
+    import onnx
+
+    graph = onnx.load_from_string(served.onnx_bytes)
+    graph.doc_string = "not what training registered"
+    other = graph.SerializeToString()
+    tags = {**served.tags, "onnx_sha256": hashlib.sha256(other).hexdigest()}
+    ModelCache(root, "iris").save(dataclasses.replace(served, onnx_bytes=other, tags=tags), "production")
+    return other
+
+
 def _manager(settings, cache_root: Path, **update) -> ModelManager:
     """The service's manager over ``settings`` with its cache under ``cache_root`` (not the shared
     state folder, which other tests' services start from)."""
@@ -187,13 +202,7 @@ def test_the_first_poll_confirms_the_cached_version(shared_settings, served, tmp
 def test_a_cached_copy_that_differs_from_the_registry_is_replaced(shared_settings, served, tmp_path) -> None:
     """Valid ONNX that is not the registry's file (re-serialized with other metadata): it may serve
     while the registry is away, the first poll that reaches it swaps in the registry's copy."""
-    import onnx
-
-    graph = onnx.load_from_string(served.onnx_bytes)
-    graph.doc_string = "not what training registered"
-    other = graph.SerializeToString()
-    tags = {**served.tags, "onnx_sha256": hashlib.sha256(other).hexdigest()}
-    ModelCache(tmp_path, "iris").save(dataclasses.replace(served, onnx_bytes=other, tags=tags), "production")
+    other = cache_another_copy(served, tmp_path)
     manager = _manager(shared_settings, tmp_path, poll_interval_s=3600.0)
     before = corrupted()
 
@@ -210,3 +219,25 @@ def test_a_cached_copy_that_differs_from_the_registry_is_replaced(shared_setting
     assert manager.current is not None and manager.current.onnx_bytes == served.onnx_bytes
     assert corrupted() == before + 1
     assert ModelCache(tmp_path, "iris").entries()[0].meta["onnx_sha256"] == served.tags["onnx_sha256"]
+
+
+def test_a_differing_copy_stops_serving_when_the_registry_copy_fails_too(
+    settings, registered_iris, corrupt_version, tmp_path: Path
+) -> None:
+    """Fail closed: the cached bytes are not the registry's, and the registry's own file is broken:
+    neither is a copy the registry vouches for, so nothing serves."""
+    cache_another_copy(runtime.load_checked(settings, "iris", "1", threads=1), tmp_path)
+    corrupt_version(settings, "iris", "1")
+    manager = _manager(settings, tmp_path, poll_interval_s=3600.0)
+
+    async def run() -> dict:
+        await manager.start()
+        assert manager.state()["model_loaded"]
+        try:
+            return await manager.check()
+        finally:
+            await manager.stop()
+
+    state = asyncio.run(run())
+    assert not state["model_loaded"] and state["source"] is None and state["rejected_versions"] == ["1"]
+    assert sample("mlops_model_served_from_cache") == 0 and sample("mlops_model_loaded") == 0

@@ -41,6 +41,8 @@ def _detail(state: dict[str, Any]) -> str:
         return f"no model loaded yet; {registry}"
     version = state["model_version"]
     if state["source"] == "cache" and not state["registry_confirmed"]:
-        return f"serving version {version} from the local cache, not yet confirmed by the registry; {registry}"
+        return (
+            f"serving version {version} from the local cache, not yet confirmed by the registry; {registry}"
+        )
     where = "the local cache, confirmed by the registry" if state["source"] == "cache" else "the registry"
     return f"serving version {version} from {where}; {registry}"
