@@ -12,11 +12,12 @@ they are re-read every ``DRIFT_REFRESH_S``, not on every (1 s) poll.
 
 Ready from the local cache (``serving.model_cache``): ``start`` first tries the version this
 service last served, from the state folder, without importing mlflow; when it answers, the service
-is ready at once and the first poll runs in the background, after the usual interval. That poll confirms the cached version
-(the alias still points at it and the registry's recorded sha256 is the cached bytes') or swaps in
-the alias's version as any poll does; until then ``mlops_model_served_from_cache`` is 1 and
-``state()`` says ``source: cache``, ``registry_confirmed: false``. Every successful load and swap
-is saved to the cache in a worker thread, off the request path.
+is ready at once and the first poll runs in the background, after the usual interval. That poll
+confirms the cached version (the alias still points at it and the registry's recorded sha256 is the
+cached bytes') or swaps in the alias's version as any poll does; until then
+``mlops_model_served_from_cache`` is 1 and ``state()`` says ``source: cache``,
+``registry_confirmed: false``. Every successful load and swap is saved to the cache in a worker
+thread, off the request path.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ class ModelManager:
 
         return runtime.load_checked(self.settings, self.project, version, threads=1)
 
-    def _swap(self, model: LoadedModel, *, source: str) -> None:
+    def _swap(self, model: LoadedModel, *, source: str = "registry") -> None:
         previous = self.current
         self.current = model  # one reference assignment: requests see the old or the new model, whole
         self.source, self.confirmed = source, source == "registry"
