@@ -105,6 +105,8 @@ def _secret_env(closed_port: int, *, registry: bool) -> dict[str, str]:
     env = {k: v.format(port=closed_port) for k, v in SECRETS.items()}
     if not registry:
         del env["MLOPS_TRACKING_URI"], env["MLOPS_AUDIT_DB_URL"]
+    else:
+        env["MLOPS_MODEL_CACHE"] = "false"  # the registry-down run expects no model: not a cached one
     return {**env, "MLOPS_ENVIRONMENT": "production", "MLOPS_PREDICTION_LOG_FLUSH_S": "0.1"}
 
 
