@@ -119,3 +119,11 @@ def test_start_status_refused_promote_guard_and_abort(home, tmp_path, monkeypatc
     out = invoke(monkeypatch, root, "status", **db)
     assert out.exit_code == 0 and "ended aborted" in out.output
     assert Registry(Settings(home=root), "iris").alias_version("production") == production
+
+
+def test_a_store_outage_exits_75_with_the_cause_not_a_traceback(home, monkeypatch) -> None:
+    down = {"MLOPS_AUDIT_DB_URL": "postgresql://postgres@127.0.0.1:1/control"}
+    for args in (("status",), ("abort", "--reason", "x"), ("start", home[2], "--mode", "canary")):
+        out = invoke(monkeypatch, home[0], *args, **down)
+        assert out.exit_code == 75, out.output
+        assert "a store cannot be reached" in out.output and "Traceback" not in out.output

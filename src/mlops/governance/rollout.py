@@ -20,14 +20,16 @@ the ``candidate`` alias behind (said in the result and the log), which the next 
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.ml import online
-from mlops.stores.audit import AuditEvent, AuditLog
+from mlops.stores.audit import AuditEvent, AuditLog, is_outage
 from mlops.stores.rollout_evidence import EvidenceReader, Traffic, last_incident
 from mlops.stores.rollouts import MODES, Rollout, RolloutStore
 
@@ -81,6 +83,30 @@ def _audit_refusal(settings: Settings, event: AuditEvent) -> None:
         _audit(settings, event)
     except Exception as exc:
         logger.error("refusal of %s not audited: %s", event.action, settings.redact(str(exc)))
+
+
+# ----- outages: a store that cannot be reached is ``Unavailable`` (nothing moved, retry) -----
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail_closed(fn: F) -> F:
+    """A store outage (control database, prediction log) inside ``fn`` becomes ``Unavailable``: the
+    command exits 75 with the cause, never a traceback. Nothing moved: every change is one transaction."""
+
+    @functools.wraps(fn)
+    def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(settings, *args, **kwargs)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            cause = settings.redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+            raise Unavailable(
+                f"a store cannot be reached: {cause}",
+                hint="nothing moved; retry when the control database and the prediction log are back",
+            ) from None
+
+    return cast("F", wrapper)
 
 
 # ----- registry access, fail closed -----
@@ -301,6 +327,7 @@ def _strip(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----- use cases -----
+@_fail_closed
 def start(
     settings: Settings,
     spec: ProjectSpec,
@@ -435,6 +462,7 @@ def _active(
     return store, rollout
 
 
+@_fail_closed
 def ramp(
     settings: Settings, spec: ProjectSpec, percent: float | None = None, *, actor: str | None = None
 ) -> dict[str, Any]:
@@ -508,6 +536,7 @@ def ramp(
     return {"rollout": updated.as_dict(), "audit_id": event.id}
 
 
+@_fail_closed
 def status(settings: Settings, project: str) -> dict[str, Any]:
     """The active (or else the latest) rollout, its online evidence per version, the last incident.
     Reads stores only (no registry): ``GET /rollout`` serves it."""
@@ -540,6 +569,7 @@ def status(settings: Settings, project: str) -> dict[str, Any]:
     return out
 
 
+@_fail_closed
 def promote(
     settings: Settings,
     spec: ProjectSpec,
@@ -665,6 +695,7 @@ def promote(
     }
 
 
+@_fail_closed
 def abort(settings: Settings, project: str, actor: str | None, reason: str) -> dict[str, Any]:
     """End the active rollout (aborted): back to production only; the record first, then the alias."""
     if not reason.strip():
