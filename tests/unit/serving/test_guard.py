@@ -1,6 +1,7 @@
-"""The rollout guard of the service (``serving/guard.py``) on real stores (SQLite, and PostgreSQL): of two workers only
-the lease holder checks; the leader ends a failing canary and counts the breach; the lease passes
-on when the leader stops; the background task survives a store outage and stops cleanly."""
+"""The rollout guard of the service (``serving/guard.py``) on real stores, SQLite and PostgreSQL: of
+two workers only the lease holder checks; the leader ends a failing canary and counts the breach;
+the lease passes on when the leader stops; the background task survives a store outage and stops
+cleanly."""
 
 from __future__ import annotations
 
