@@ -128,14 +128,19 @@ def _judged(settings: Settings, what: str, fn: Any) -> Any:
 
 def _drop_candidate(settings: Settings, project: str, version: str) -> str:
     """Drop the ``candidate`` alias if it still names ``version``: "dropped", "absent", or why not."""
+    from mlops.governance.promote import _bounded
     from mlops.registry import Registry
 
     reg = Registry(settings, project)
-    try:
+
+    def drop() -> str:
         if reg.alias_version(CANDIDATE) != version:
             return "absent"
         reg.drop_alias(CANDIDATE)
         return "dropped"
+
+    try:  # bounded: a hung registry must not hang the guard's loop
+        return _bounded(settings, "dropping the candidate alias", drop)
     except Exception as exc:  # the record already ended: workers follow it; the next start overwrites
         why = settings.redact(f"{type(exc).__name__}: {exc}").splitlines()[0]
         logger.warning("candidate alias of %s not dropped (registry unreachable?): %s", project, why)
