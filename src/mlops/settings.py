@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     prediction_log_lossless: bool = Field(
         False, description="A full spool refuses predictions (503 + Retry-After) instead of dropping rows."
     )
-    model_cache: bool = Field(True, description="Serve the last served version from the state folder at start.")
+    model_cache: bool = Field(
+        True, description="Serve the last served version from the state folder at start."
+    )
 
     # Progressive delivery: shadow and canary rollouts of a candidate (docs/rollouts.md)
     rollout_steps: str = Field("1,5,25,50", description="Canary ramp, in percent of routing keys.")

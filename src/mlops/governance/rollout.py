@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -420,7 +419,7 @@ def start(
             ),
         )
         raise PromotionRefused(f"rollout of version {version} refused", reasons=reasons)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         rollout = store.start(
             project=spec.name,
             model_name=reg.name,
@@ -452,11 +451,6 @@ def start(
         )
         _judged(settings, "setting the candidate alias", lambda: reg.set_alias(CANDIDATE, str(version)))
     return {"rollout": rollout.as_dict(), "audit_id": event.id, "candidate_alias": str(version)}
-
-
-def _transaction(store: RolloutStore) -> AbstractContextManager[sa.Connection]:
-    """``store.transaction()``, typed as the context manager it is (the store annotates an Iterator)."""
-    return cast("AbstractContextManager[sa.Connection]", store.transaction())
 
 
 def _active(
@@ -527,7 +521,7 @@ def ramp(
             ),
         )
         raise PromotionRefused(f"ramp of rollout {rollout.id} to {percent:g} % refused", reasons=reasons)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         updated = store.update(rollout.id, expected_generation=rollout.generation, percent=percent, conn=conn)
         event = _audit(
             settings,
@@ -673,7 +667,7 @@ def promote(
         action="promote",
         details={**details, "approver": who or actor or settings.who, "online": True},
     )
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         ended = store.end(
             rollout.id,
             expected_generation=rollout.generation,
@@ -710,7 +704,7 @@ def abort(settings: Settings, project: str, actor: str | None, reason: str) -> d
     if not reason.strip():
         raise UsageError("an abort needs a reason", hint="pass --reason 'why'")
     store, rollout = _active(settings, project)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         ended = store.end(
             rollout.id, expected_generation=rollout.generation, state="aborted", incident={}, conn=conn
         )
@@ -767,7 +761,7 @@ def guard_once(settings: Settings, project: str) -> dict[str, Any] | None:
                 "latency_p99_ms": settings.rollout_latency_budget_ms,
             },
         }
-        with _transaction(store) as conn:
+        with store.transaction() as conn:
             ended = store.end(
                 rollout.id,
                 expected_generation=rollout.generation,
