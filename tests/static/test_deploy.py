@@ -495,6 +495,16 @@ REQUIRED_PANELS = [
     "drift",
     "live accuracy",
     "queue",
+    "spool",
+    "model cache",
+    "rollout percent",
+    "candidate vs production",
+    "shadow agreement",
+    "candidate latency p50 / p99",
+    "canary fallbacks",
+    "rollbacks",
+    "availability burn rate",
+    "latency burn rate",
 ]
 
 
