@@ -172,18 +172,22 @@ def test_generated_requests_in_process(asgi_schema, fuzz_settings, figures: Call
         assert 503 not in fuzz.statuses and 403 in fuzz.statuses, fuzz.statuses
 
 
+@pytest.mark.parametrize("keys", [True, False], ids=["keys", "no-keys"])
 def test_generated_requests_against_mlops_serve(
-    registered_iris, settings, tmp_path: Path, figures: Callable[..., None]
+    registered_iris, settings, tmp_path: Path, figures: Callable[..., None], keys: bool
 ) -> None:
-    proc, base = start_service(settings.state_dir, tmp_path, MLOPS_PREDICT_API_KEY=PREDICT_KEY)
+    env = {"MLOPS_PREDICT_API_KEY": PREDICT_KEY} if keys else {"MLOPS_ADMIN_API_KEY": ""}
+    proc, base = start_service(settings.state_dir, tmp_path, **env)
     try:
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         fuzz = Fuzz()
-        fuzz_all(schema, fuzz, scale=0.2, train=False)
+        fuzz_all(schema, fuzz, scale=0.2, train=False, keys=keys)
     finally:
         proc.stop()
     total = sum(fuzz.cases.values())
-    figures(cases=total, operations=len(fuzz.cases), failures=len(fuzz.failures))
+    figures(keys=keys, cases=total, operations=len(fuzz.cases), failures=len(fuzz.failures))
     assert not fuzz.failures, fuzz.report()
     assert len(fuzz.cases) == len(operations(schema))
     assert "Traceback" not in proc.log.read_text(), proc.tail()
+    if not keys:
+        assert 503 not in fuzz.statuses and 403 in fuzz.statuses, fuzz.statuses
