@@ -520,14 +520,17 @@ def test_dashboard_parses_and_every_panel_has_promql() -> None:
         exprs = [t.get("expr") for t in panel.get("targets") or []]
         assert exprs and all(exprs), f"panel {panel['title']!r} has no PromQL target"
         assert panel["datasource"]["uid"] == "prometheus"
-    queries = promql.panel_queries()
+    queries = promql.panel_queries(rollout=True)
+    rollout = {p["title"] for p in promql.rollout_panels()}
+    assert {"Rollout percent", "Shadow agreement", "Rollbacks and guard"} <= rollout
+    assert len(promql.panel_queries()) < len(queries), "the Rollout row's queries are told apart"
     assert any("histogram_quantile(0.99" in q for q in queries)
     assert any("histogram_quantile(0.5," in q for q in queries)
     assert any("histogram_quantile(0.95" in q for q in queries)
 
 
 def test_dashboard_uses_only_exported_metric_names() -> None:
-    unknown = {q: promql.metric_names(q) - promql.ALLOWED_METRICS for q in promql.panel_queries()}
+    unknown = {q: promql.metric_names(q) - promql.ALLOWED_METRICS for q in promql.panel_queries(rollout=True)}
     assert {q: names for q, names in unknown.items() if names} == {}
     # the check itself notices a wrong name
     assert promql.metric_names("sum(rate(mlops_http_request_total[1m]))") - promql.ALLOWED_METRICS
@@ -539,7 +542,7 @@ def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
             {
                 "name": "dashboard",
                 "rules": [
-                    {"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(promql.panel_queries())
+                    {"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(promql.panel_queries(rollout=True))
                 ],
             }
         ]
