@@ -537,16 +537,9 @@ def test_dashboard_uses_only_exported_metric_names() -> None:
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
-    rules = {
-        "groups": [
-            {
-                "name": "dashboard",
-                "rules": [
-                    {"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(promql.panel_queries(rollout=True))
-                ],
-            }
-        ]
-    }
+    queries = promql.panel_queries(rollout=True)
+    records = [{"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(queries)]
+    rules = {"groups": [{"name": "dashboard", "rules": records}]}
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     run([tool("promtool"), "check", "rules", str(path)])
