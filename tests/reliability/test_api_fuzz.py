@@ -128,6 +128,26 @@ def _sleeping_job(project: str, result: object) -> list[str]:
     return [sys.executable, "-c", "import time; time.sleep(600)"]
 
 
+def test_every_schemathesis_check_is_applied() -> None:
+    """The claim above, kept true across schemathesis upgrades: all of its checks, not a selection."""
+    names = {check.__name__ for check in CHECKS}
+    assert names >= {
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "positive_data_acceptance",
+        "missing_required_header",
+        "unsupported_method",
+        "ignored_auth",
+        "use_after_free",
+        "ensure_resource_availability",
+    }
+    assert len(CHECKS) == len(REGISTERED.get_all()) + 1
+
+
 @pytest.fixture(params=["keys", "no-keys"])
 def fuzz_settings(request, settings, registered_iris):
     """The service with its admin and predict keys, or with none configured (admin routes closed)."""
@@ -170,6 +190,44 @@ def test_generated_requests_in_process(asgi_schema, fuzz_settings, figures: Call
     assert len(fuzz.cases) == len(operations(asgi_schema)), "every operation was exercised"
     if not keys:  # closed by configuration: refused with a 4xx, never opened, never a 503
         assert 503 not in fuzz.statuses and 403 in fuzz.statuses, fuzz.statuses
+
+
+def test_stateful_workflows_in_process(asgi_schema, fuzz_settings, figures: Callable[..., None]) -> None:
+    """Sequences of calls along the links schemathesis infers (``POST /retrain`` -> 202 with a
+    ``Location`` -> ``GET /retrain/{job_id}``), so that the stateful checks (a created resource is
+    available, nothing is used after it is gone) run beside every other check."""
+    keys = fuzz_settings.admin_api_key is not None
+    steps: Counter[str] = Counter()
+
+    class Workflow(asgi_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            if not keys:
+                return {}
+            return {"headers": {"X-API-Key": PREDICT_KEY if case.path.startswith("/predict") else ADMIN_KEY}}
+
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            steps[f"{case.method} {case.path} -> {response.status_code}"] += 1
+            case.validate_response(
+                response, checks=CHECKS, transport_kwargs=kwargs or None, recorder=self.recorder
+            )
+
+    Workflow.run(
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=5,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    figures(keys=keys, steps=sum(steps.values()), transitions=dict(sorted(steps.items())))
+    if keys:  # the link was followed: a job created, then read back
+        assert any(step.startswith("GET /retrain/{job_id} -> 200") for step in steps), steps
+    else:  # nothing to follow: closed by configuration, never a 503
+        assert {step.rsplit(" -> ", 1)[1] for step in steps} == {"403"}, steps
 
 
 @pytest.mark.parametrize("keys", [True, False], ids=["keys", "no-keys"])
