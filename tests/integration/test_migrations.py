@@ -26,7 +26,7 @@ from mlops.stores.predictions import get_prediction
 from tests.support.control_db import LEGACY_AUDIT_ROWS, admin, require_postgres
 
 TABLES = {
-    "control": {"audit_log", "audit_anchor", "alias_intents", "rollouts", "leases"},
+    "control": {"audit_log", "audit_anchor", "alias_intents", "rollouts", "leases", "jobs"},
     "predictions": {"predictions", "feedback", "drift_results", "scorings"},
 }
 

@@ -2,7 +2,7 @@
 
 Two databases, named in ``Settings.databases``:
 
-- ``control``: the audit log, alias intents, rollouts and leases (and the jobs a later issue adds):
+- ``control``: the audit log, alias intents, rollouts, leases and retrain jobs:
   small, precious.
 - ``predictions``: the high-volume prediction log with its feedback, the shadow and canary scorings,
   and the drift results computed from it.
@@ -103,6 +103,32 @@ leases = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Retrain jobs (c0004): one row per job, written by the service that records it and by the runner
+# that claims it (``runner``, ``pid``), which heartbeats while it trains and writes the outcome.
+# ``active_key`` is the project while the job is queued or running and NULL once it finished: a unique
+# constraint then allows one active job per project across every worker and replica. A job whose
+# ``heartbeat_at`` is older than the lease is failed by whoever reads it next (stores/jobs.py).
+jobs = sa.Table(
+    "jobs",
+    control,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("project", sa.String(100), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),  # train
+    sa.Column("state", sa.String(20), nullable=False),  # queued | running | succeeded | failed
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),  # NULL: waits for a runner, no lease yet
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("runner", sa.String(200)),  # who claimed it: host:pid (NULL: nobody yet)
+    sa.Column("pid", sa.Integer),
+    sa.Column("model_version", sa.String(50)),
+    sa.Column("result", sa.Text),  # JSON: errors.JobResult as the runner read it
+    sa.Column("error", sa.Text),
+    sa.Column("log_tail", sa.Text, nullable=False, default=""),  # the last lines, bounded
+    sa.Column("active_key", sa.String(100)),
+    sa.UniqueConstraint("active_key", name="uq_jobs_active_key"),
 )
 
 predictions = sa.Table(
