@@ -1,238 +1,181 @@
-"""Retraining over HTTP: one job at a time, as a worker process running the training pipeline.
+"""Retraining over HTTP: the service records a job in the control database; a runner trains.
 
-Single-flight: while a job runs, a new request gets that job back. With a state folder, this holds
-across the worker processes of one service (``mlops serve --workers N``): the running job owns an
-exclusive ``flock`` on ``retrain.lock`` and every job's status is a JSON file any worker can read.
-(Replicas on other hosts each have their own; the registry's compare-and-set promotion keeps them
-safe.) The pipeline runs in its own process, ``python -m mlops.worker train`` (never in the request
-thread, never through a Docker socket); the result file it writes (``mlops.errors.JobResult``)
-gives the new version and the promotion decision, or the error as data; its output is the log tail.
+The request handler never trains. ``submit`` writes the job (``stores/jobs.py``: one active job per
+project across every worker and replica, by a unique constraint) and returns; the training runs in a
+runner process (``python -m mlops.worker``), never in the serving process or pod:
+
+- ``runner = "local"`` (the embedded default): the service that created the job starts a local runner
+  for it, ``python -m mlops.worker run --job ID``, detached in its own session, so it outlives the
+  request and a restart of the service; the job system owns it, through the row (pid, heartbeat).
+- ``runner = "external"`` (server mode): the job is only recorded as ``queued``; an ``mlops worker``
+  (its own compose service or Deployment, on the active ZenML stack) claims it.
+
+State lives in the row, so ``GET /retrain/{id}`` answers the same from any worker or replica; a
+runner that dies stops heartbeating and its job is failed after ``runner_lease_s`` by the next read.
+A background poll follows the jobs this process has seen: when one succeeds the service re-checks its
+alias at once (``on_done``), and the jobs it created are counted by outcome in
+``mlops_retrain_jobs_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
+import subprocess
 import sys
-import tempfile
-import time
-import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from mlops.errors import JobResult, error_from_data
 from mlops.serving import instruments
+from mlops.settings import Settings, get_settings
+from mlops.stores.jobs import Job, JobStore
 
-# (project, result file) -> argv of a process that trains and writes a WorkerResult to the file.
+# (project, result file) -> argv of the training child the runner starts (the worker's own by
+# default). Called once with the placeholders "{project}" and "{result}": the runner fills them in.
 Command = Callable[[str, Path], list[str]]
-LOG_TAIL = 50
+POLL_S = 1.0
 
 
 def train_command(project: str, result: Path) -> list[str]:
     return [sys.executable, "-m", "mlops.worker", "train", "--project", project, "--result", str(result)]
 
 
-@dataclass
-class Job:
-    job_id: str
-    project: str
-    state: str = "running"
-    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    finished_at: str | None = None
-    model_version: str | None = None
-    promotion: dict[str, Any] | None = None
-    error: str | None = None
-    log: deque[str] = field(default_factory=lambda: deque(maxlen=200))
+def runner_command(job_id: str, train: list[str] | None = None) -> list[str]:
+    """The local runner of job ``job_id`` (``train``: its training child's argv template)."""
+    command = [sys.executable, "-m", "mlops.worker", "run", "--job", job_id]
+    return [*command, "--train-command", json.dumps(train)] if train else command
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "job_id": self.job_id,
-            "state": self.state,
-            "project": self.project,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "model_version": self.model_version,
-            "promotion": self.promotion,
-            "error": self.error,
-            "log_tail": list(self.log)[-LOG_TAIL:],
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Job:
-        tail = data.pop("log_tail", [])
-        job = cls(**data)
-        job.log.extend(tail)
-        return job
+def runner_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` as ``MLOPS_*`` variables: the runner reads the
+    same settings the service runs with (secrets, which ``step_parameters`` leaves out, stay as the
+    environment has them)."""
+    env = dict(os.environ)
+    for name, value in settings.step_parameters().items():
+        key = f"MLOPS_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)
+        else:
+            env[key] = str(value)
+    return env
 
 
 class RetrainJobs:
+    """The service's side of retrain jobs: record, start a local runner, read, follow."""
+
     def __init__(
         self,
         project: str,
-        command: Command = train_command,
+        command: Command | None = None,
         on_done: Callable[[], Awaitable[Any]] | None = None,
         *,
         state_dir: Path | None = None,
-        keep: int = 50,
+        settings: Settings | None = None,
+        poll_s: float = POLL_S,
     ) -> None:
+        if settings is None:  # the process's settings, in the given state folder
+            settings = get_settings()
+            if state_dir is not None:
+                settings = settings.model_copy(update={"home": state_dir})
         self.project = project
-        self.command = command
+        self.settings = settings
         self.on_done = on_done
-        self.jobs: dict[str, Job] = {}
-        self.keep = keep
-        self.running: Job | None = None
-        self.folder = state_dir / "retrain-jobs" if state_dir is not None else None
-        self._lock_file: IO[str] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.poll_s = poll_s
+        self.store = JobStore.for_settings(settings)
+        self.train_template = command("{project}", Path("{result}")) if command is not None else None
+        self._watched: set[str] = set()  # active jobs this process has seen: followed by the poll
+        self._mine: set[str] = set()  # the ones it created: counted by outcome
+        self._runners: list[subprocess.Popen[bytes]] = []
+        self._poll: asyncio.Task[None] | None = None
 
-    # ----- submit: atomic on the event loop, and across workers through the lock file -----
-    def submit(self) -> tuple[Job, bool]:
-        """The running job if there is one (created=False), else a new one."""
-        if self.running is not None:
-            return self.running, False
-        deadline = time.monotonic() + 2.0
-        while not self._acquire():
-            other = self._running_elsewhere()
-            if other is not None:
-                return other, False
-            if time.monotonic() > deadline:  # the other worker holds the lock but wrote no job
-                raise RuntimeError("another worker holds the retrain lock without a readable job")
-            time.sleep(0.01)
-        job = Job(job_id=uuid.uuid4().hex, project=self.project)
-        self.running = job
-        self.jobs[job.job_id] = job
-        while len(self.jobs) > self.keep:
-            self.jobs.pop(next(iter(self.jobs)))
-        self._save(job)
-        if self._lock_file is not None:  # tells the other workers which job runs
-            self._lock_file.seek(0)
-            self._lock_file.truncate()
-            self._lock_file.write(job.job_id)
-            self._lock_file.flush()
-        instruments.RETRAIN_JOBS.labels(state="started").inc()
-        task = asyncio.create_task(self._run(job), name=f"retrain-{job.job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return job, True
+    # ----- the route's calls -----
+    async def submit(self) -> tuple[Job, bool]:
+        """The active job if there is one (created=False), else a new one, its runner started."""
+        local = self.settings.runner == "local"
+        job, created = await asyncio.to_thread(
+            self.store.submit, self.project, lease_s=self.settings.runner_lease_s, held=local
+        )
+        if created:
+            instruments.RETRAIN_JOBS.labels(state="started").inc()
+            self._mine.add(job.id)
+            if local:
+                job = await asyncio.to_thread(self._start_runner, job)
+        self._follow(job)
+        return job, created
 
-    def get(self, job_id: str) -> Job | None:
-        job = self.jobs.get(job_id)
-        if job is not None or self.folder is None or not job_id.isalnum():
-            return job
-        return self._load(job_id)
-
-    def _acquire(self) -> bool:
-        if self.folder is None:
-            return True
-        self.folder.mkdir(parents=True, exist_ok=True)
-        handle = (self.folder / "retrain.lock").open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
-        self._lock_file = handle
-        return True
-
-    def _release(self) -> None:
-        if self._lock_file is not None:
-            self._lock_file.seek(0)
-            self._lock_file.truncate()
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
-
-    def _running_elsewhere(self) -> Job | None:
-        assert self.folder is not None
-        with contextlib.suppress(OSError):
-            job_id = (self.folder / "retrain.lock").read_text().strip()
-            job = self._load(job_id) if job_id else None
-            if job is not None and job.state == "running":
-                return job
-        return None
-
-    def _save(self, job: Job) -> None:
-        if self.folder is None:
-            return
-        target = self.folder / f"{job.job_id}.json"
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(job.as_dict()))
-        tmp.replace(target)  # atomic: readers see the old or the new state, whole
-
-    def _load(self, job_id: str) -> Job | None:
-        assert self.folder is not None
-        try:
-            return Job.from_dict(json.loads((self.folder / f"{job_id}.json").read_text()))
-        except (OSError, ValueError, TypeError):
+    async def get(self, job_id: str) -> Job | None:
+        """The job as the database has it (stale runners failed first); None for no such job."""
+        if not (job_id.isascii() and job_id.isalnum() and len(job_id) <= 64):
             return None
+        await asyncio.to_thread(self.store.reap, self.settings.runner_lease_s, self.project)
+        job = await asyncio.to_thread(self.store.get, job_id)
+        if job is not None:
+            await self._observe(job)
+        return job
 
-    # ----- the job -----
-    async def _run(self, job: Job) -> None:
-        proc: asyncio.subprocess.Process | None = None
+    # ----- the local runner -----
+    def _start_runner(self, job: Job) -> Job:
+        folder = self.settings.state_dir / "runners"
         try:
-            with tempfile.TemporaryDirectory(prefix="mlops-retrain-") as tmp:
-                result_file = Path(tmp) / "result.json"
-                proc = await asyncio.create_subprocess_exec(
-                    *self.command(job.project, result_file),
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / f"{job.id}.log").open("ab") as log:
+                proc = subprocess.Popen(
+                    runner_command(job.id, self.train_template),
+                    env=runner_environment(self.settings),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own session: outlives the request and the service
                 )
-                await self._follow_log(job, proc)
-                code = await proc.wait()
-                self._finish(job, code, result_file)
-        except asyncio.CancelledError:
-            job.state, job.error = "failed", "cancelled: the service shut down"
-            if proc is not None and proc.returncode is None:
-                proc.kill()  # no orphaned pipeline after the service is gone
-            raise
-        except Exception as exc:
-            job.state = "failed"
-            job.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            job.finished_at = datetime.now(UTC).isoformat()
+        except OSError as exc:
+            failed = self.store.fail(job.id, f"could not start the local runner: {exc}")
+            return failed or job
+        self._runners.append(proc)
+        return job
+
+    # ----- following jobs: on_done and the outcome counter -----
+    def _follow(self, job: Job) -> None:
+        if job.active:
+            self._watched.add(job.id)
+        if self._poll is None or self._poll.done():
+            self._poll = asyncio.get_running_loop().create_task(self._polling(), name="retrain-jobs-poll")
+
+    async def _observe(self, job: Job) -> None:
+        if job.active:
+            self._watched.add(job.id)
+            return
+        if job.id not in self._watched:
+            return
+        self._watched.discard(job.id)
+        if job.id in self._mine:
+            self._mine.discard(job.id)
             instruments.RETRAIN_JOBS.labels(state=job.state).inc()
-            with contextlib.suppress(OSError):
-                self._save(job)
-            self.running = None
-            self._release()
         if job.state == "succeeded" and self.on_done is not None:
             with contextlib.suppress(Exception):
                 await self.on_done()
 
-    async def _follow_log(self, job: Job, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        saved = time.monotonic()
-        async for line in proc.stdout:
-            job.log.append(line.decode(errors="replace").rstrip())
-            if time.monotonic() - saved > 1.0:  # other workers see the log grow
-                self._save(job)
-                saved = time.monotonic()
-
-    @staticmethod
-    def _finish(job: Job, code: int, result_file: Path) -> None:
-        """The job's outcome from the worker's result file (data, never its printed output)."""
-        try:
-            result = JobResult.read(result_file)
-        except (OSError, ValueError, KeyError, TypeError):
-            job.state, job.error = "failed", f"training exited with {code} without writing a result"
-            return
-        if result.ok:
-            job.state = "succeeded"
-            job.model_version = result.model_version
-            job.promotion = result.outputs.get("promotion")
-        else:
-            job.state = "failed"
-            job.error = str(error_from_data(result.error or {"message": f"training exited with {code}"}))
+    async def _polling(self) -> None:
+        while self._watched or any(p.poll() is None for p in self._runners):
+            await asyncio.sleep(self.poll_s)
+            self._runners = [p for p in self._runners if p.poll() is None]  # reaps exited runners
+            with contextlib.suppress(Exception):  # a database outage: try again on the next tick
+                await asyncio.to_thread(self.store.reap, self.settings.runner_lease_s, self.project)
+                for job_id in list(self._watched):
+                    job = await asyncio.to_thread(self.store.get, job_id)
+                    if job is not None:
+                        await self._observe(job)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        """Stop following; local runners keep running (their jobs finish in the database)."""
+        if self._poll is not None:
+            self._poll.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await self._poll
+        await asyncio.to_thread(self.store.dispose)

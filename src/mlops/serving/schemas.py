@@ -123,11 +123,17 @@ class FeedbackResult(BaseModel):
 
 
 class RetrainJob(BaseModel):
+    """A retrain job as the control database has it: the same from every worker and replica.
+    ``queued``: waiting for an ``mlops worker``; ``running``: a runner holds it and heartbeats."""
+
     job_id: str
-    state: Literal["running", "succeeded", "failed"]
+    state: Literal["queued", "running", "succeeded", "failed"]
     project: str
-    started_at: str
+    created_at: str
+    started_at: str | None = None
+    heartbeat_at: str | None = None
     finished_at: str | None = None
+    runner: str | None = None
     model_version: str | None = None
     promotion: dict[str, Any] | None = None
     log_tail: list[str] = []

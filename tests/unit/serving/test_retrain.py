@@ -1,10 +1,13 @@
-"""POST /retrain: single-flight jobs running a worker process that writes a structured result (here
-mostly short stand-ins for the pipeline; the real worker entry point runs in two tests)."""
+"""POST /retrain: single-flight jobs in the control database, run by a real runner process
+(``python -m mlops.worker run`` started by the service, or ``loop`` for an external runner) whose
+training child writes a structured result (here mostly short stand-ins for the pipeline; the real
+training entry point runs in two tests)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +21,7 @@ from tests.unit.serving.conftest import ADMIN, sample
 from mlops import worker
 from mlops.errors import GateFailed, JobResult
 from mlops.serving.app import create_app
-from mlops.serving.jobs import RetrainJobs, train_command
+from mlops.serving.jobs import RetrainJobs, runner_environment, train_command
 
 # A stand-in worker: waits for an optional gate file, logs, then writes a JobResult to argv[1].
 FAKE_WORKER = """
@@ -42,7 +45,7 @@ OK = {"ok": True, "outputs": {"model": {"version": "7"}, "promotion": {"outcome"
 
 def _wait_done(c: TestClient, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
-    while (job := c.get(f"/retrain/{job_id}", headers=ADMIN).json())["state"] == "running":
+    while (job := c.get(f"/retrain/{job_id}", headers=ADMIN).json())["state"] in ("queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
     return job
@@ -51,7 +54,7 @@ def _wait_done(c: TestClient, job_id: str) -> dict[str, Any]:
 def test_the_real_worker_runs_and_its_error_travels_as_data(service_settings) -> None:
     """The job starts the real entry point (``python -m mlops.worker train``); the worker fails fast
     on an unknown project and the job shows its error, hint included, read from the result file."""
-    jobs = RetrainJobs("no-such-project")
+    jobs = RetrainJobs("no-such-project", settings=service_settings)
     assert train_command("iris", Path("r.json"))[1:] == [
         "-m",
         "mlops.worker",
@@ -90,7 +93,7 @@ def test_the_worker_writes_outputs_or_the_error_as_data(tmp_path, monkeypatch) -
 
 def test_retrain_is_single_flight(service_settings, tmp_path) -> None:
     gate = tmp_path / "release"  # the fake job runs until the test releases it: no timing assumptions
-    jobs = RetrainJobs("iris", command=fake_worker(OK, gate))
+    jobs = RetrainJobs("iris", command=fake_worker(OK, gate), settings=service_settings)
     started = sample("mlops_retrain_jobs_total", state="started")
     with TestClient(create_app(service_settings, jobs=jobs)) as c:
         with ThreadPoolExecutor(10) as pool:
@@ -104,7 +107,7 @@ def test_retrain_is_single_flight(service_settings, tmp_path) -> None:
         assert c.get(f"/retrain/{job_id}", headers=ADMIN).json()["state"] == "running"
         gate.touch()
         job = _wait_done(c, job_id)
-        assert job["state"] == "succeeded" and job["model_version"] == "7" and job["finished_at"]
+        assert job["state"] == "succeeded" and job["model_version"] == "7" and job["finished_at"], job
         assert job["promotion"] == {"outcome": "kept"} and "training" in job["log_tail"]
         gate.unlink()
         second = c.post("/retrain", headers=ADMIN)
@@ -114,7 +117,9 @@ def test_retrain_is_single_flight(service_settings, tmp_path) -> None:
 
 def test_failed_retrain_reports_its_log(service_settings) -> None:
     script = "import sys; print('boom: no data', file=sys.stderr); sys.exit(3)"
-    jobs = RetrainJobs("iris", command=lambda project, out: [sys.executable, "-c", script])
+    jobs = RetrainJobs(
+        "iris", command=lambda project, out: [sys.executable, "-c", script], settings=service_settings
+    )
     failed = sample("mlops_retrain_jobs_total", state="failed")
     with TestClient(create_app(service_settings, jobs=jobs)) as c:
         job = _wait_done(c, c.post("/retrain", headers=ADMIN).json()["job_id"])
@@ -126,7 +131,7 @@ def test_failed_retrain_reports_its_log(service_settings) -> None:
 @pytest.mark.parametrize("reasons", [[], ["f1_macro 0.41 < 0.80", "fairness gap 0.3 > 0.1"]])
 def test_a_refused_retrain_shows_the_error_and_every_reason(service_settings, reasons) -> None:
     error = {"type": "GateFailed", "message": "model gate failed", "hint": "", "reasons": reasons}
-    jobs = RetrainJobs("iris", command=fake_worker({"ok": False, "error": error}))
+    jobs = RetrainJobs("iris", command=fake_worker({"ok": False, "error": error}), settings=service_settings)
     with TestClient(create_app(service_settings, jobs=jobs)) as c:
         job = _wait_done(c, c.post("/retrain", headers=ADMIN).json()["job_id"])
     assert job["state"] == "failed" and job["model_version"] is None
@@ -137,35 +142,59 @@ def test_a_failed_job_shows_no_secret(service_settings) -> None:
     """The pipeline's errors quote the URL it could not reach: the job shows it masked."""
     url = "postgresql://mlops:db-pw-123@127.0.0.1:1/log"
     script = f"import sys; print('cannot reach {url}', file=sys.stderr); sys.exit(3)"
-    jobs = RetrainJobs("iris", command=lambda project, out: [sys.executable, "-c", script])
     s = service_settings.model_copy(update={"prediction_log_url": url})
+    jobs = RetrainJobs("iris", command=lambda project, out: [sys.executable, "-c", script], settings=s)
     with TestClient(create_app(s, jobs=jobs)) as c:
         job = _wait_done(c, c.post("/retrain", headers=ADMIN).json()["job_id"])
         assert "cannot reach postgresql://mlops:***@127.0.0.1:1/log" in job["log_tail"]
         assert "db-pw-123" not in str(job)
 
 
-def test_single_flight_holds_across_worker_processes(tmp_path) -> None:
-    """Two workers of one service (two RetrainJobs over one state folder): one job, visible to both."""
+def test_single_flight_holds_across_workers_and_replicas(service_settings, tmp_path) -> None:
+    """Two services' jobs over one control database (two workers, or two replicas): one job, read
+    the same by both; once it finished, either may start the next one."""
     gate = tmp_path / "release"
     command = fake_worker({"ok": True, "outputs": {"model": {"version": "3"}}}, gate)
 
     async def scenario() -> None:
-        first = RetrainJobs("iris", command=command, state_dir=tmp_path)
-        second = RetrainJobs("iris", command=command, state_dir=tmp_path)
-        job, created = first.submit()
-        other, created_again = second.submit()
-        assert created and not created_again and other.job_id == job.job_id
+        first = RetrainJobs("iris", command=command, settings=service_settings)
+        second = RetrainJobs("iris", command=command, settings=service_settings)
+        job, created = await first.submit()
+        other, created_again = await second.submit()
+        assert created and not created_again and other.id == job.id
+        assert job.state == "running" and job.runner is None  # the local runner claims it by id
         gate.touch()
         for _ in range(3000):  # bounded
-            seen = second.get(job.job_id)
-            if seen is not None and seen.state != "running":
+            seen = await second.get(job.id)
+            if seen is not None and not seen.active:
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         assert seen is not None and seen.state == "succeeded" and seen.model_version == "3"
-        again, created = second.submit()  # the lock is free again: any worker may start the next job
-        assert created and again.job_id != job.job_id
+        assert seen.runner and seen == await first.get(job.id)
+        gate.unlink()
+        again, created = await second.submit()  # the project is free: any replica starts the next
+        assert created and again.id != job.id
+        assert (await first.get(again.id)) is not None
+        await first.stop()
         await second.stop()
-        assert first.get(again.job_id) is not None
 
     asyncio.run(scenario())
+
+
+def test_an_external_runner_claims_the_queued_job(service_settings) -> None:
+    """``runner = "external"``: the service only records the job (queued); ``mlops worker``'s loop
+    (here ``python -m mlops.worker loop --once``) claims it, trains and writes the outcome."""
+    s = service_settings.model_copy(update={"runner": "external", "runner_heartbeat_s": 0.2})
+    jobs = RetrainJobs("iris", settings=s)
+    with TestClient(create_app(s, jobs=jobs)) as c:
+        job = c.post("/retrain", headers=ADMIN).json()
+        assert job["state"] == "queued" and job["runner"] is None
+        assert c.post("/retrain", headers=ADMIN).headers["x-job-created"] == "false"
+        template = json.dumps(fake_worker(OK)("{project}", Path("{result}")))
+        loop = [sys.executable, "-m", "mlops.worker", "loop", "--once", "--train-command", template]
+        ran = subprocess.run(loop, env=runner_environment(s), capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        assert f"job {job['job_id']} (iris): succeeded" in ran.stdout
+        done = c.get(f"/retrain/{job['job_id']}", headers=ADMIN).json()
+    assert done["state"] == "succeeded" and done["model_version"] == "7" and done["runner"]
+    assert done["promotion"] == {"outcome": "kept"} and "training" in done["log_tail"]

@@ -1,4 +1,4 @@
-"""Retraining over HTTP (admin key): single-flight jobs running the training pipeline."""
+"""Retraining over HTTP (admin key): record a single-flight job for a runner; read its state."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from mlops.serving.deps import JobsDep, SettingsDep
-from mlops.serving.jobs import Job
 from mlops.serving.problems import problems
 from mlops.serving.schemas import RetrainJob
 from mlops.serving.security import ADMIN_ERRORS, AdminKey
 from mlops.settings import Settings
+from mlops.stores.jobs import Job
 
 router = APIRouter(tags=["retrain"], dependencies=[AdminKey], responses=ADMIN_ERRORS)
 
@@ -21,14 +21,14 @@ router = APIRouter(tags=["retrain"], dependencies=[AdminKey], responses=ADMIN_ER
     "/retrain",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RetrainJob,
-    summary="Start the training pipeline; while a job runs, its id is returned instead",
+    summary="Record a retrain job for a runner; while one is queued or running, it is returned instead",
 )
 async def retrain(jobs: JobsDep, settings: SettingsDep) -> JSONResponse:
-    job, created = jobs.submit()
+    job, created = await jobs.submit()
     return JSONResponse(
         _shown(job, settings),
         status_code=status.HTTP_202_ACCEPTED,
-        headers={"X-Job-Created": str(created).lower(), "Location": f"/retrain/{job.job_id}"},
+        headers={"X-Job-Created": str(created).lower(), "Location": f"/retrain/{job.id}"},
     )
 
 
@@ -39,7 +39,7 @@ async def retrain(jobs: JobsDep, settings: SettingsDep) -> JSONResponse:
     responses=problems({404: "No such job"}),
 )
 async def retrain_status(job_id: str, jobs: JobsDep, settings: SettingsDep) -> RetrainJob:
-    job = jobs.get(job_id)
+    job = await jobs.get(job_id)
     if job is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no retrain job {job_id!r}")
     return RetrainJob(**_shown(job, settings))
