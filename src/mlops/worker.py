@@ -113,7 +113,7 @@ class Runner:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads of ours run at this point
+                    preexec_fn=_die_with_parent,  # the child dies with this runner
                 )
             except OSError as exc:
                 return self.store.fail(job.id, f"could not start the training: {exc}", runner=self.name)
