@@ -57,6 +57,33 @@ def demo(
     run_demo(settings, name, port or settings.port, smoke=smoke, console=render.console)
 
 
+@app.command()
+def worker(
+    poll: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between looks for a queued job when idle.")
+    ] = 2.0,
+    once: Annotated[bool, typer.Option(help="Stop when no job is queued (a batch or a test).")] = False,
+) -> None:
+    """Run retrain jobs: claim the oldest queued one, train on the active ZenML stack, repeat."""
+    # The runner of server mode (MLOPS_RUNNER=external: the service only records jobs); one or many,
+    # on any host that reaches the control database. A runner that dies is failed after
+    # MLOPS_RUNNER_LEASE_S by whoever looks next; SIGTERM fails its running job at once.
+    import os
+    import sys
+
+    settings = get_settings()
+    if settings.runner_heartbeat_s >= settings.runner_lease_s:
+        raise UsageError(
+            f"MLOPS_RUNNER_HEARTBEAT_S ({settings.runner_heartbeat_s:g}) must be shorter than "
+            f"MLOPS_RUNNER_LEASE_S ({settings.runner_lease_s:g}): every job would be reaped while it runs",
+            hint="e.g. MLOPS_RUNNER_HEARTBEAT_S=5 MLOPS_RUNNER_LEASE_S=30 (the defaults)",
+        )
+    argv = [sys.executable, "-m", "mlops.worker", "loop", "--poll", str(poll), *(["--once"] if once else [])]
+    sys.stdout.flush()
+    # the worker entry point replaces this process: SIGTERM reaches the loop directly
+    os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, a fixed argv
+
+
 stack_app = typer.Typer(help="ZenML stacks from configs/stacks/<env>.yaml.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 
