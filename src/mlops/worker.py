@@ -84,7 +84,12 @@ class Runner:
     """Runs claimed jobs, one at a time, each in a training child process."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, *, train_command: list[str] | None = None
+        self,
+        settings: Settings,
+        store: JobStore,
+        *,
+        train_command: list[str] | None = None,
+        alive_file: Path | None = None,
     ) -> None:
         from mlops.stores.jobs import LOG_LINES
 
@@ -94,6 +99,12 @@ class Runner:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self._lines = LOG_LINES
+        self.alive_file = alive_file
+
+    def _alive(self) -> None:
+        """Touch the liveness file (a container healthcheck reads its age): the loop is not hung."""
+        if self.alive_file is not None:
+            self.alive_file.touch()
 
     def stop(self, *_: object) -> None:
         """SIGTERM/SIGINT: finish nothing new; the running job is failed and its child killed."""
@@ -143,7 +154,7 @@ class Runner:
             try:
                 return child.wait(timeout=self.settings.runner_heartbeat_s)
             except subprocess.TimeoutExpired:
-                pass
+                self._alive()
             if self.stopping.is_set() or not self.store.heartbeat(job.id, self.name, list(log)):
                 child.kill()
                 child.wait()
@@ -167,6 +178,7 @@ class Runner:
         """Claim and run queued jobs until stopped (``once``: until none is left); the jobs run."""
         done = 0
         while not self.stopping.is_set():
+            self._alive()
             self.store.reap(self.settings.runner_lease_s)
             job = self.store.claim(self.name, pid=os.getpid())
             if job is None:
@@ -204,7 +216,8 @@ def _runner(args: argparse.Namespace) -> Runner:
     command = json.loads(args.train_command) if args.train_command else None
     if command is not None and not (isinstance(command, list) and all(isinstance(p, str) for p in command)):
         raise MlopsError("--train-command must be a JSON list of strings", hint='e.g. ["python", "train.py"]')
-    runner = Runner(settings, JobStore.for_settings(settings), train_command=command)
+    alive = getattr(args, "alive_file", None)
+    runner = Runner(settings, JobStore.for_settings(settings), train_command=command, alive_file=alive)
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     return runner
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     loop_p.add_argument("--poll", type=float, default=POLL_S, help="seconds between looks when idle")
     loop_p.add_argument("--once", action="store_true", help="stop when no job is queued")
     loop_p.add_argument("--train-command", default="", help=command_help)
+    loop_p.add_argument("--alive-file", type=Path, help="touched every pass and heartbeat (healthchecks)")
     args = parser.parse_args(argv)
     if args.verb == "train":
         return _train_main(args)

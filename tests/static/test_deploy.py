@@ -566,7 +566,8 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_deployment_probes_resources_security_and_secret_refs() -> None:
-    docs = {d["kind"]: d for p in K8S_MANIFESTS for d in yaml.safe_load_all(p.read_text())}
+    every = [d for p in K8S_MANIFESTS for d in yaml.safe_load_all(p.read_text())]
+    docs = {d["kind"]: d for d in every if d["metadata"]["name"] != "mlops-worker"}  # the worker: below
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
@@ -589,6 +590,41 @@ def test_deployment_probes_resources_security_and_secret_refs() -> None:
     assert hpa["spec"]["scaleTargetRef"]["name"] == docs["Deployment"]["metadata"]["name"]
     selector = docs["Service"]["spec"]["selector"]
     assert selector.items() <= docs["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_retraining_runs_in_the_worker_never_in_the_serving_pods() -> None:
+    """POST /retrain only records the job (MLOPS_RUNNER=external) in compose and Kubernetes; the
+    worker (`mlops worker`, the pipeline image, no Docker socket) runs it, with a liveness check."""
+    services = compose()["services"]
+    worker, inference = services["worker"], services["inference"]
+    assert worker["command"][:2] == ["mlops", "worker"] and worker["image"] == services["pipeline"]["image"]
+    assert inference["environment"]["MLOPS_RUNNER"] == "external"
+    assert worker["environment"]["MLOPS_AUDIT_DB_URL"] == inference["environment"]["MLOPS_AUDIT_DB_URL"]
+    assert worker["depends_on"]["db-migrate"] == {"condition": "service_completed_successfully"}
+    assert not any("docker.sock" in str(v) for s in services.values() for v in s.get("volumes") or [])
+    assert "/tmp/mlops-worker.alive" in worker["command"] and "mlops-worker.alive" in str(
+        worker["healthcheck"]
+    )
+    deployments = {
+        d["metadata"]["name"]: d
+        for p in K8S_MANIFESTS
+        for d in yaml.safe_load_all(p.read_text())
+        if d["kind"] == "Deployment"
+    }
+    serving = deployments["mlops-inference"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MLOPS_RUNNER", "value": "external"} in serving["env"]
+    pod = deployments["mlops-worker"]["spec"]["template"]["spec"]
+    (runner,) = pod["containers"]
+    assert runner["image"] == "mlops-pipeline" and runner["args"][:2] == ["mlops", "worker"]
+    assert "mlops-worker.alive" in str(runner["livenessProbe"]["exec"]["command"])
+    assert {"requests", "limits"} <= set(runner["resources"])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert runner["securityContext"]["allowPrivilegeEscalation"] is False
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in runner["env"] if "valueFrom" in e}
+    assert secrets["MLOPS_AUDIT_DB_URL"] == "audit-db-url"  # the jobs live in the control database
+    assert not {"MLOPS_ADMIN_API_KEY", "MLOPS_PREDICT_API_KEY"} & set(secrets)  # it serves nothing
+    images = {i["name"] for i in load_yaml(K8S / "kustomization.yaml")["images"]}
+    assert images == {"mlops-service", "mlops-pipeline"}
 
 
 # ----------------------------------------------------------------------------- ZenML stacks

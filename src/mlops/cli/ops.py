@@ -63,6 +63,9 @@ def worker(
         float, typer.Option(min=0.1, help="Seconds between looks for a queued job when idle.")
     ] = 2.0,
     once: Annotated[bool, typer.Option(help="Stop when no job is queued (a batch or a test).")] = False,
+    alive_file: Annotated[
+        Path | None, typer.Option(help="A file touched on every pass and heartbeat (for a healthcheck).")
+    ] = None,
 ) -> None:
     """Run retrain jobs: claim the oldest queued one, train on the active ZenML stack, repeat."""
     # The runner of server mode (MLOPS_RUNNER=external: the service only records jobs); one or many,
@@ -79,6 +82,8 @@ def worker(
             hint="e.g. MLOPS_RUNNER_HEARTBEAT_S=5 MLOPS_RUNNER_LEASE_S=30 (the defaults)",
         )
     argv = [sys.executable, "-m", "mlops.worker", "loop", "--poll", str(poll), *(["--once"] if once else [])]
+    if alive_file is not None:
+        argv += ["--alive-file", str(alive_file)]
     sys.stdout.flush()
     # the worker entry point replaces this process: SIGTERM reaches the loop directly
     os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter, a fixed argv

@@ -198,3 +198,22 @@ def test_an_external_runner_claims_the_queued_job(service_settings) -> None:
         done = c.get(f"/retrain/{job['job_id']}", headers=ADMIN).json()
     assert done["state"] == "succeeded" and done["model_version"] == "7" and done["runner"]
     assert done["promotion"] == {"outcome": "kept"} and "training" in done["log_tail"]
+
+
+def test_mlops_worker_runs_the_loop_and_refuses_a_heartbeat_past_the_lease(
+    service_settings, tmp_path
+) -> None:
+    """The CLI hands over to the worker's loop (here with nothing queued: it stops at once, having
+    touched its liveness file); a heartbeat no shorter than the lease is a usage error, exit 2."""
+    mlops = str(Path(sys.executable).parent / "mlops")
+    env = runner_environment(service_settings.model_copy(update={"runner": "external"}))
+    alive = tmp_path / "alive"
+    ran = subprocess.run(
+        [mlops, "worker", "--once", "--alive-file", str(alive)], env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert alive.exists()
+    env["MLOPS_RUNNER_HEARTBEAT_S"], env["MLOPS_RUNNER_LEASE_S"] = "30", "10"
+    refused = subprocess.run([mlops, "worker", "--once"], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "must be shorter than" in refused.stderr and "MLOPS_RUNNER_LEASE_S" in refused.stderr
