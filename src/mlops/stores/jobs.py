@@ -171,6 +171,13 @@ class JobStore:
         for any ``mlops worker`` and has no lease until one claims it. A stale active job is reaped
         first, so a dead runner never blocks this request."""
         self._ready()
+        for _ in range(2):
+            answer = self._submit(project, lease_s=lease_s, held=held, kind=kind)
+            if answer is not None:
+                return answer
+        raise RuntimeError(f"the active job of {project!r} kept changing while a new one was submitted")
+
+    def _submit(self, project: str, *, lease_s: float, held: bool, kind: str) -> tuple[Job, bool] | None:
         with write_transaction(self.engine) as conn:
             now = self._now(conn)
             self._reap(conn, now, lease_s, project)
@@ -190,8 +197,8 @@ class JobStore:
                     conn.execute(jobs.insert().values(**values))
             except sa.exc.IntegrityError:  # another request of any worker or replica came first
                 row = conn.execute(sa.select(jobs).where(jobs.c.active_key == project)).first()
-                if row is None:  # it finished between our insert and this read: rare, ask again
-                    raise
+                if row is None:  # Postgres: it finished between our insert and this read; again
+                    return None
                 return _job(row), False
             row = conn.execute(sa.select(jobs).where(jobs.c.id == values["id"])).one()
         return _job(row), True
