@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -79,7 +80,10 @@ class RetrainJobs:
         state_dir: Path | None = None,
         settings: Settings | None = None,
         poll_s: float = POLL_S,
+        stop_runners: bool = False,
     ) -> None:
+        """``stop_runners``: ``stop()`` also kills the local runners this process started (a test's
+        stand-in jobs); by default they outlive the service and finish their jobs."""
         if settings is None:  # the process's settings, in the given state folder
             settings = get_settings()
             if state_dir is not None:
@@ -92,8 +96,10 @@ class RetrainJobs:
         self.train_template = command("{project}", Path("{result}")) if command is not None else None
         self._watched: set[str] = set()  # active jobs this process has seen: followed by the poll
         self._mine: set[str] = set()  # the ones it created: counted by outcome
-        self._runners: list[subprocess.Popen[bytes]] = []
+        self._runners: dict[str, subprocess.Popen[bytes]] = {}  # job id -> its local runner
+        self._holding: set[str] = set()  # the ones not claimed yet by their runner
         self._poll: asyncio.Task[None] | None = None
+        self.stop_runners = stop_runners
 
     # ----- the route's calls -----
     async def submit(self) -> tuple[Job, bool]:
@@ -137,7 +143,8 @@ class RetrainJobs:
         except OSError as exc:
             failed = self.store.fail(job.id, f"could not start the local runner: {exc}")
             return failed or job
-        self._runners.append(proc)
+        self._runners[job.id] = proc
+        self._holding.add(job.id)
         return job
 
     # ----- following jobs: on_done and the outcome counter -----
@@ -162,10 +169,16 @@ class RetrainJobs:
                 await self.on_done()
 
     async def _polling(self) -> None:
-        while self._watched or any(p.poll() is None for p in self._runners):
-            await asyncio.sleep(self.poll_s)
-            self._runners = [p for p in self._runners if p.poll() is None]  # reaps exited runners
+        tick = min(self.poll_s, self.settings.runner_heartbeat_s)
+        while self._watched or self._runners:
+            await asyncio.sleep(tick)
+            # reaps exited runners; the live ones' jobs are held until they claim them (a runner
+            # slow to start is not reaped as one that never started)
+            self._runners = {j: p for j, p in self._runners.items() if p.poll() is None}
             with contextlib.suppress(Exception):  # a database outage: try again on the next tick
+                for job_id in [j for j in self._runners if j in self._holding]:
+                    if not await asyncio.to_thread(self.store.hold, job_id):
+                        self._holding.discard(job_id)  # claimed (or ended): the runner's now
                 await asyncio.to_thread(self.store.reap, self.settings.runner_lease_s, self.project)
                 for job_id in list(self._watched):
                     job = await asyncio.to_thread(self.store.get, job_id)
@@ -173,7 +186,13 @@ class RetrainJobs:
                         await self._observe(job)
 
     async def stop(self) -> None:
-        """Stop following; local runners keep running (their jobs finish in the database)."""
+        """Stop following; local runners keep running (their jobs finish in the database) unless
+        ``stop_runners``: then they are killed (their jobs fail after the lease)."""
+        if self.stop_runners:
+            for proc in self._runners.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its own session: the runner and its child
+                proc.wait()
         if self._poll is not None:
             self._poll.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -247,6 +247,18 @@ class JobStore:
             )
         return bool(beat.rowcount)
 
+    def hold(self, job_id: str) -> bool:
+        """The heartbeat of a job nobody claimed yet, by whoever started its runner (the service,
+        while its local runner starts up); False once a runner claimed it or it ended."""
+        self._ready()
+        with write_transaction(self.engine) as conn:
+            held = conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id, jobs.c.runner.is_(None), jobs.c.state == "running")
+                .values(heartbeat_at=self._now(conn))
+            )
+        return bool(held.rowcount)
+
     def finish(self, job_id: str, runner: str, result: JobResult, log_tail: list[str]) -> Job | None:
         """Write the outcome from the training's result and release the project; None when the job
         was no longer this runner's (the reaper failed it first: its verdict stands)."""

@@ -217,3 +217,33 @@ def test_mlops_worker_runs_the_loop_and_refuses_a_heartbeat_past_the_lease(
     refused = subprocess.run([mlops, "worker", "--once"], env=env, capture_output=True, text=True)
     assert refused.returncode == 2
     assert "must be shorter than" in refused.stderr and "MLOPS_RUNNER_LEASE_S" in refused.stderr
+
+
+def test_stop_runners_kills_the_local_runner_and_the_lease_fails_its_job(service_settings) -> None:
+    """``stop_runners`` (a test's stand-in jobs): the service's shutdown kills its local runner; the
+    job is then failed on the next read after the lease, and the project is free again."""
+    s = service_settings.model_copy(update={"runner_heartbeat_s": 0.2, "runner_lease_s": 1.0})
+    sleeping = lambda project, out: [sys.executable, "-c", "import time; time.sleep(600)"]  # noqa: E731
+
+    async def scenario() -> None:
+        jobs = RetrainJobs("iris", command=sleeping, settings=s, stop_runners=True)
+        job, _ = await jobs.submit()
+        for _ in range(3000):  # bounded: until the runner claimed it
+            claimed = await jobs.get(job.id)
+            if claimed is not None and claimed.pid:
+                break
+            await asyncio.sleep(0.02)
+        assert claimed is not None and claimed.pid and claimed.state == "running"
+        await jobs.stop()
+        reader = RetrainJobs("iris", command=sleeping, settings=s, stop_runners=True)  # another replica
+        for _ in range(3000):
+            seen = await reader.get(job.id)
+            if seen is not None and not seen.active:
+                break
+            await asyncio.sleep(0.02)
+        assert seen is not None and seen.state == "failed" and "no heartbeat" in (seen.error or "")
+        again, created = await reader.submit()
+        assert created and again.id != job.id
+        await reader.stop()  # kills the second job's runner too
+
+    asyncio.run(scenario())

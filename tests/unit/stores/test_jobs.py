@@ -64,8 +64,12 @@ def test_a_held_job_runs_at_once_and_its_local_runner_claims_it_by_id(store: Job
     job, created = store.submit("iris", lease_s=30, held=True)
     assert created and job.state == "running" and job.runner is None and job.heartbeat_at is not None
     assert store.claim("worker:1") is None  # an external worker takes only queued jobs
+    time.sleep(1.0)  # older than the lease below, until held again
+    assert store.hold(job.id)  # the service holds it while its runner starts up: not stale
+    assert store.reap(lease_s=0.9) == []
     mine = store.claim("local:7", pid=7, job_id=job.id)
     assert mine is not None and mine.runner == "local:7"
+    assert not store.hold(job.id)  # claimed: the runner's heartbeat counts now
 
 
 def test_finish_writes_the_outcome_and_frees_the_project(store: JobStore) -> None:
