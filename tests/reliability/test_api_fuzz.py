@@ -163,7 +163,9 @@ def fuzz_settings(request, settings, registered_iris):
 
 @pytest.fixture
 def asgi_schema(fuzz_settings) -> Iterator[Any]:
-    jobs = RetrainJobs(fuzz_settings.project, command=_sleeping_job, state_dir=fuzz_settings.state_dir)
+    jobs = RetrainJobs(
+        fuzz_settings.project, command=_sleeping_job, settings=fuzz_settings, stop_runners=True
+    )
     app = create_app(fuzz_settings, jobs=jobs)
     try:
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
