@@ -159,17 +159,24 @@ class PredictionStore:
     def _ready(self) -> None:
         ensure_schema(self.engine, "predictions")
 
-    def insert(self, records: Sequence[Record | ScoringRecord]) -> None:
+    def insert(self, records: Sequence[Record | ScoringRecord]) -> int:
         """One transaction for predictions and scorings alike; rows already written (same request id,
         for a scoring same request id and version) are skipped: a retried batch may have been."""
-        self._ready()
         answers = [r.values() for r in records if isinstance(r, Record)]
         besides = [r.values() for r in records if isinstance(r, ScoringRecord)]
+        return self.insert_rows(answers, besides)
+
+    def insert_rows(self, answers: list[tuple[Any, ...]], besides: list[tuple[Any, ...]]) -> int:
+        """``insert`` for rows already in column order (``Record.values()``, ``ScoringRecord.values()``:
+        what the spool carries); rows new to the database, as far as the driver reports it."""
+        self._ready()
+        written = 0
         with self.engine.begin() as conn:
             if answers:
-                self._insert(conn, answers)
+                written += self._insert(conn, answers)
             if besides:
-                self._insert_scorings(conn, besides)
+                written += self._insert_scorings(conn, besides)
+        return written
 
     def record_feedback(
         self, request_id: str, project: str, true_label: int, pending: Record | None = None
@@ -258,18 +265,20 @@ class BatchInsert:
                 else table.insert()
             )
 
-    def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Rows inserted (those skipped as written already do not count)."""
         if self.processors:
             rows = [self._processed(row) for row in rows]
         if self.dialect == "sqlite":
-            conn.exec_driver_sql(self.sql, rows)  # sqlite3's executemany: one C loop
-        elif self.dialect == "postgresql":
+            return max(conn.exec_driver_sql(self.sql, rows).rowcount, 0)  # executemany: one C loop
+        if self.dialect == "postgresql":
             from psycopg2.extras import execute_values  # one multi-row statement, rows encoded in C
 
             with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 execute_values(cursor, self.sql, rows, page_size=len(rows))
-        else:
-            conn.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
+                return max(cursor.rowcount, 0)
+        result = conn.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
+        return max(result.rowcount, 0)
 
     def _processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         values = list(row)
