@@ -48,7 +48,7 @@ class PredictionWriter:
     """In-memory batch on the request path, spooled every ``flush_s``, shipped by a child process.
 
     ``buffer`` holds what was submitted since the last flush (it never exceeds ``max_queue`` outside
-    the lossless setting: a flush starts early at half of it). ``batch`` is the shipper's largest
+    the lossless setting: a flush starts early at a quarter of it, or 2048 records). ``batch`` is the shipper's largest
     transaction in rows. ``recent`` keeps the last ``max_queue`` predictions for ``/feedback`` on a
     request not yet in the database.
     """
@@ -79,7 +79,7 @@ class PredictionWriter:
         self.full = False  # the spool reached its limit at the last flush
         self.spool: Spool | None = None
         self.recent: OrderedDict[str, Record] = OrderedDict()
-        self._wake_at = max(max_queue // 2, 1)
+        self._wake_at = max(min(max_queue // 4, 2048), 1)
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None

@@ -52,7 +52,7 @@ class Shipper:
         if not batch.paths:
             return 0
         try:
-            written = self.store.insert_rows(batch.answers, batch.besides)
+            written = self.store.insert_segments(batch.documents)
         except Exception as exc:  # an outage: keep the segments, retry later
             self.failures += 1
             self.error = f"{type(exc).__name__}: {exc}"[:500]
@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--drain-s", type=float, default=10.0)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C on the service: drain when the worker says
+    # A Ctrl-C or a supervisor's SIGTERM reaches the whole process group: the shipper ignores both and
+    # drains when its worker closes the doorbell (or dies), bounded by --drain-s. SIGKILL still ends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     Shipper(args.url, Spool(args.spool, args.owner), batch=args.batch, drain_s=args.drain_s).run(
         sys.stdin.fileno()

@@ -28,18 +28,14 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 
 SUFFIX = ".seg"
 STATUS = "status.json"
 LOCK = "lock"
-# Field positions of the datetime in a prediction row and in a scoring row (``Record.values()``,
-# ``ScoringRecord.values()``): JSON carries it as an ISO string.
-AT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +49,11 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Segments read together: their rows, ready for ``PredictionStore.insert_rows``."""
+    """Segments read together: their paths and JSON documents, and how many rows they hold."""
 
     paths: list[Path]
-    answers: list[tuple[Any, ...]]
-    besides: list[tuple[Any, ...]]
-
-    @property
-    def rows(self) -> int:
-        return len(self.answers) + len(self.besides)
+    documents: list[bytes]
+    rows: int
 
 
 def segment_rows(path: Path) -> int:
@@ -144,26 +136,21 @@ class Spool:
             return []
 
     def read(self, max_rows: int) -> Batch:
-        """The oldest segments, up to ``max_rows`` rows (at least one segment). A segment that cannot
-        be parsed (never written by this code) is renamed ``*.bad`` and left for an operator."""
+        """The oldest segments, up to ``max_rows`` rows (at least one segment), as their JSON text:
+        the database parses it (``PredictionStore.insert_segments``)."""
         paths: list[Path] = []
-        answers: list[tuple[Any, ...]] = []
-        besides: list[tuple[Any, ...]] = []
+        documents: list[bytes] = []
+        rows = 0
         for path in self.segments():
-            if paths and len(answers) + len(besides) + segment_rows(path) > max_rows:
+            if paths and rows + segment_rows(path) > max_rows:
                 break
             try:
-                document = from_json(path.read_bytes())
+                documents.append(path.read_bytes())
             except FileNotFoundError:  # shipped meanwhile by a shipper that adopted it
                 continue
-            except ValueError:
-                with contextlib.suppress(OSError):
-                    path.rename(path.with_suffix(".bad"))
-                continue
-            answers.extend(_row(r) for r in document["p"])
-            besides.extend(_row(r) for r in document["s"])
             paths.append(path)
-        return Batch(paths, answers, besides)
+            rows += segment_rows(path)
+        return Batch(paths, documents, rows)
 
     def delete(self, paths: list[Path]) -> None:
         """Segments whose rows are committed."""
@@ -217,8 +204,3 @@ class Spool:
             return dict(json.loads((self.folder / STATUS).read_text()))
         except (FileNotFoundError, ValueError):
             return {"written": 0, "failures": 0, "error": None}
-
-
-def _row(values: list[Any]) -> tuple[Any, ...]:
-    values[AT] = datetime.fromisoformat(values[AT])
-    return tuple(values)
