@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -231,3 +232,43 @@ def test_shadow_scorings_are_written_beside_the_predictions(tmp_path) -> None:
     engine.dispose()
     assert [tuple(r) for r in rows] == [(f"r{i}", "2", "shadow") for i in range(3)]
     assert len(read_predictions(url, "iris")) == 3
+
+
+def test_lossless_service_answers_503_with_retry_after_never_an_unlogged_200(
+    service_settings, tmp_path
+) -> None:
+    """The app end to end (the predict route calls ``admit()`` before scoring): the log's database is
+    down and the spool's limit tiny; once the spool is full every request is refused with 503 and
+    ``Retry-After``, and each request answered 200 is in the database once it is back."""
+    target = tmp_path / "down" / "log.db"
+    target.mkdir(parents=True)  # a folder where the database file goes: unreachable
+    url = f"sqlite:///{target}"
+    lossless = service_settings.model_copy(
+        update={
+            "prediction_log_url": url,
+            "prediction_log_lossless": True,
+            "prediction_log_spool_max_mb": 1e-6,
+            "prediction_log_flush_s": 0.02,
+        }
+    )
+    answered: list[str] = []
+    refused = []
+    with TestClient(create_app(lossless)) as c:
+        for _ in range(500):  # bounded: the first flush fills the tiny spool
+            r = c.post("/predict", json=EXAMPLE)
+            if r.status_code == 200:
+                answered.append(r.json()["request_id"])
+            else:
+                refused.append(r)
+                if len(refused) == 3:
+                    break
+            time.sleep(0.005)
+        batch = c.post("/predict/batch", json={"rows": [EXAMPLE] * 2})
+    assert answered and len(refused) == 3
+    assert {r.status_code for r in refused} == {503} and all(
+        int(r.headers["Retry-After"]) > 0 for r in refused
+    )
+    assert batch.status_code == 503
+    target.rmdir()  # the database is back: the next start ships what the last one spooled
+    asyncio.run(_replay(url, lossless.prediction_spool_dir))
+    assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(answered)
