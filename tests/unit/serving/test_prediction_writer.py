@@ -15,7 +15,7 @@ from tests.unit.serving.conftest import EXAMPLE, sample
 
 from mlops.serving.app import create_app
 from mlops.serving.prediction_writer import PredictionWriter
-from mlops.stores.predictions import Record, ScoringRecord, get_prediction, read_predictions
+from mlops.stores.predictions import Labelled, Record, ScoringRecord, get_prediction, read_predictions
 
 
 def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
@@ -272,3 +272,26 @@ def test_lossless_service_answers_503_with_retry_after_never_an_unlogged_200(
     target.rmdir()  # the database is back: the next start ships what the last one spooled
     asyncio.run(_replay(url, lossless.prediction_spool_dir))
     assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(answered)
+
+
+def test_feedback_on_a_request_still_buffered_or_spooled(tmp_path) -> None:
+    """A label may arrive before its prediction reached the database: it is written with the label,
+    and the shipper's copy is skipped later (one row)."""
+    url = f"sqlite:///{tmp_path}/log.db"
+
+    async def scenario() -> tuple[object, object]:
+        log = PredictionWriter(url, flush_s=3600, spool_dir=tmp_path / "spool")
+        log.start()
+        first, second = _records(2)
+        log.submit(first)
+        log.submit(second)
+        buffered = log.record_feedback("r0", "iris", 0)  # still in memory
+        await log._flush()  # r1 is in a spool segment now (the shipper may or may not have it)
+        spooled = log.record_feedback("r1", "iris", 1)
+        await log.stop()
+        return buffered, spooled
+
+    buffered, spooled = asyncio.run(scenario())
+    assert isinstance(buffered, Labelled) and buffered.correct and buffered.version == "1"
+    assert isinstance(spooled, Labelled) and not spooled.correct and spooled.version_labelled == 2
+    assert sorted(read_predictions(url, "iris")["request_id"]) == ["r0", "r1"]
