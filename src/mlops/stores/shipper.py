@@ -66,25 +66,30 @@ class Shipper:
         return batch.rows
 
     def run(self, doorbell: int) -> None:
-        """Until the doorbell closes; then drain, bounded by ``drain_s``."""
+        """Until the doorbell closes; then drain, bounded by ``drain_s``. After a failed transaction
+        the next attempt waits for the backoff, however often the doorbell rings meanwhile."""
         open_ = True
         deadline = float("inf")
-        next_adopt = 0.0
+        next_adopt = retry_at = 0.0
         while True:
             now = time.monotonic()
             if now >= next_adopt:
                 self.spool.adopt()
                 next_adopt = now + ADOPT_EVERY_S
-            shipped = self.ship_once()
+            shipped = 0
+            if now >= retry_at:
+                shipped = self.ship_once()
+                if self.failures:
+                    retry_at = time.monotonic() + min(0.1 * 2 ** min(self.failures, 6), RETRY_MAX_S)
             pending = bool(self.spool.segments())
-            if not open_ and (not pending or time.monotonic() >= deadline):
+            now = time.monotonic()
+            if not open_ and (not pending or now >= deadline):
                 break
             if shipped and pending:
                 continue  # a backlog: ship it without waiting
-            wait = min(0.1 * 2 ** min(self.failures, 6), RETRY_MAX_S) if self.failures else ADOPT_EVERY_S
-            if not open_:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-                time.sleep(wait if self.failures else 0)
+            wait = max(retry_at - now, 0.0) if self.failures else ADOPT_EVERY_S
+            if not open_:  # draining: nothing rings any more
+                time.sleep(min(wait if self.failures else 0.05, max(deadline - now, 0.0)))
                 continue
             ready, _, _ = select.select([doorbell], [], [], wait)
             if ready and not os.read(doorbell, 65536):
