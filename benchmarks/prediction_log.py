@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -108,6 +109,12 @@ async def load(port: int, connections: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(port: int, connections: int, seconds: float) -> dict[str, Any]:
     try:
         import uvloop
@@ -182,12 +189,19 @@ def one_run(
     ]
     try:
         proc, port = launch(server_cmd, run_env, work / "server.log")
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
         if args.shipper_core == "any":  # the worker stays on core 1; its shipper may run on either core
-            for child in subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
-            ).stdout.split():
+            for child in children:
                 subprocess.run(["taskset", "-a", "-p", "-c", "0,1", child], capture_output=True, check=True)
+        pids = [proc.pid, *map(int, children)]
+        cpu = [cpu_seconds(pid) for pid in pids]
         result = measure(port, args.connections, args.seconds)
+        spent = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu, strict=True)]
+        # CPU per answer: what the log costs the worker (and its shipper), whatever else runs here
+        result["worker_cpu_us"] = spent[0] / max(result["ok"], 1) * 1e6
+        result["shipper_cpu_us"] = sum(spent[1:]) / max(result["ok"], 1) * 1e6
         stopped = time.perf_counter()
         stop(proc)
         result["drain_s"] = time.perf_counter() - stopped
@@ -273,12 +287,17 @@ def main() -> None:
         for shadow in args.shadow:
             on, off = runs[f"{db}/shadow-{shadow}/log-on"], runs[f"{db}/shadow-{shadow}/log-off"]
             ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+            # a CPU-bound worker's throughput ratio, from its CPU per answer (robust to other load)
+            cpu_ratios = [b["worker_cpu_us"] / a["worker_cpu_us"] for a, b in zip(on, off, strict=True)]
             verdict[f"{db}/shadow-{shadow}"] = {
                 "written_per_served": [r["ratio"] for r in on],
                 "dropped": [r["dropped"] for r in on],
                 "scorings_per_served": [r.get("scorings_ratio") for r in on] if shadow == "on" else None,
                 "on_vs_off_rps": ratios,
                 "on_vs_off_rps_median": statistics.median(ratios),
+                "on_vs_off_worker_cpu": cpu_ratios,
+                "on_vs_off_worker_cpu_median": statistics.median(cpu_ratios),
+                "shipper_cpu_us_per_answer_median": statistics.median(r["shipper_cpu_us"] for r in on),
                 "keeps_up": all(r["ratio"] == 1.0 for r in on)
                 and (shadow == "off" or all(r["scorings_ratio"] == 1.0 for r in on)),
             }
