@@ -48,9 +48,9 @@ class PredictionWriter:
     """In-memory batch on the request path, spooled every ``flush_s``, shipped by a child process.
 
     ``buffer`` holds what was submitted since the last flush (it never exceeds ``max_queue`` outside
-    the lossless setting: a flush starts early at a quarter of it, or 2048 records). ``batch`` is the shipper's largest
-    transaction in rows. ``recent`` keeps the last ``max_queue`` predictions for ``/feedback`` on a
-    request not yet in the database.
+    the lossless setting: a flush starts early at a quarter of it, or at 2048 records). ``batch`` is
+    the shipper's largest transaction in rows. ``recent`` keeps the last ``max_queue`` predictions
+    for ``/feedback`` on a request not yet in the database.
     """
 
     def __init__(
