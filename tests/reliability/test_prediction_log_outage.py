@@ -3,12 +3,15 @@
 The shared PostgreSQL server is never stopped: the service reaches its own database through a TCP
 proxy owned by this test. Killing the proxy closes every open connection and refuses new ones, as a
 stopped server would; starting it again on the same port is the database coming back.
+
+Acceptance (issue 12): stopped for 30 s under load, every prediction served in that window is in the
+database after it returns (the spool replayed), none dropped; in the lossless setting with the
+spool's limit reached, requests get 503 with ``Retry-After``, never an unlogged 200.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
 import time
@@ -24,12 +27,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlops.configure import configure_libraries
 from mlops.settings import Settings
 from mlops.stores import migrate
-from tests.integration.processes import LoadGenerator, free_port, start_service
+from tests.integration.processes import EXAMPLE, LoadGenerator, Proc, free_port, start_service
 from tests.support.training import train_register_promote
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-QUEUE = 500  # small, so that the outage overflows it and drops are counted
-OUTAGE_S = 6.0
+OUTAGE_S = 30.0
 
 
 class TcpProxy:
@@ -102,10 +104,7 @@ def log_database() -> Iterator[str]:
     try:
         _admin(f"CREATE DATABASE {name}")
     except psycopg2.OperationalError as exc:
-        message = f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI must run this test, never skip it
-        pytest.skip(message)
+        pytest.fail(f"PostgreSQL not reachable on 127.0.0.1:5432: {exc}")  # never skipped
     # A server database is migrated by `mlops db upgrade` (compose/k8s init step), not by the service.
     migrate.upgrade(f"postgresql://postgres@127.0.0.1:5432/{name}", ["predictions"])
     yield name
@@ -151,69 +150,118 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def test_log_database_outage_under_load(tmp_path: Path, log_database: str, figures) -> None:
+def _service(tmp_path: Path, proxy: TcpProxy, database: str, **env: str) -> tuple[Proc, str]:
     home = tmp_path / "state"
     settings = configure_libraries(Settings(home=home, actor="pytest"))
     train_register_promote(settings, "iris")
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}"
+    return start_service(
+        home, tmp_path, MLOPS_PREDICTION_LOG_URL=url, MLOPS_PREDICTION_LOG_FLUSH_S="0.1", **env
+    )
+
+
+def test_log_database_outage_under_load(tmp_path: Path, log_database: str, figures) -> None:
+    """30 s without the database under load: the service answers every request, the rows wait in the
+    local spool (not in memory), and once the database is back every one of them is written."""
     proxy = TcpProxy(free_port(), ("127.0.0.1", 5432))
     proxy.start()
-    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/{log_database}"
-    service, base = start_service(
-        home,
-        tmp_path,
-        MLOPS_PREDICTION_LOG_URL=url,
-        MLOPS_PREDICTION_LOG_QUEUE_SIZE=str(QUEUE),
-        MLOPS_PREDICTION_LOG_FLUSH_S="0.1",
-    )
+    service, base = _service(tmp_path, proxy, log_database)
     try:
-        with LoadGenerator(base, threads=4, max_seconds=60) as load:
+        with LoadGenerator(base, threads=4, max_seconds=150, interval=0.01) as load:
             assert load.wait_for(lambda rs: len(rs) >= 200, timeout=20)
             before = [r.request_id for r in load.snapshot() if r.request_id]
             assert _wait(lambda: _logged(log_database, before[:100]) == 100, timeout=15), "no logging at all"
+            dropped_before = _metric(base, "mlops_prediction_log_dropped_total")
             rss_before = _rss_mb(service.popen.pid)
 
             proxy.kill()  # the database "stops"
             down_at = time.monotonic()
             time.sleep(OUTAGE_S)
-            dropped = _metric(base, "mlops_prediction_log_dropped_total")
+            spool_bytes = _metric(base, "mlops_prediction_log_spool_bytes")
             depth = _metric(base, "mlops_prediction_log_queue_depth")
             rss_outage = _rss_mb(service.popen.pid)
-            during = [r for r in load.snapshot() if r.sent > down_at]
+            during = _ids(load, after=down_at)
 
-            proxy.start()  # the database is back: the writer reconnects on its own (backoff <= 2 s)
+            proxy.start()  # the database is back: the shipper reconnects on its own (backoff <= 2 s)
             up_at = time.monotonic()
-            resumed = _wait(lambda: _logged(log_database, _ids(load, after=up_at)) > 0, timeout=30)
-            # Rows go in FIFO order: once one sent after the restart is written, the backlog is too
-            # and the buffer has room again. Requests before this moment may have met a full buffer.
-            resumed_at = time.monotonic()
-            resumed_after_s = round(resumed_at - up_at, 1)
-            assert load.wait_for(lambda rs: sum(r.sent > resumed_at for r in rs) >= 200, 20)
-        service.stop()  # graceful: drains the queue
+            replayed = _wait(lambda: _logged(log_database, during) == len(during), timeout=60)
+            replayed_after_s = round(time.monotonic() - up_at, 1)
+            assert load.wait_for(lambda rs: sum(r.sent > up_at for r in rs) >= 200, 20)
+            dropped = _metric(base, "mlops_prediction_log_dropped_total") - dropped_before
+        service.stop()  # graceful: the last batch is spooled and shipped
         results = load.snapshot()
     finally:
         service.stop()
         proxy.kill()
 
     errors = [r for r in results if r.status != 200]
-    after = _ids(load, after=up_at)
-    since_resumed = _ids(load, after=resumed_at)
+    answered = [r.request_id for r in results if r.request_id]
+    logged = _logged(log_database, answered)
     figures(
         requests=len(results),
         errors=len(errors),
         requests_during_outage=len(during),
-        dropped=dropped,
+        spool_bytes_in_outage=spool_bytes,
         queue_depth_in_outage=depth,
         rss_growth_mb=round(rss_outage - rss_before, 1),
-        requests_after_recovery=len(after),
-        resumed_rows=_logged(log_database, after),
-        requests_after_resumption=len(since_resumed),
-        resumed_after_s=resumed_after_s,
+        replayed_after_s=replayed_after_s,
+        dropped=dropped,
+        answered=len(answered),
+        logged=logged,
     )
     assert not errors, errors[:3]
     assert service.popen.returncode in (0, -15), service.tail()  # stopped by us, not crashed
-    assert len(during) > QUEUE and dropped > 0  # the outage overflowed the queue, and said so
-    assert depth <= QUEUE and rss_outage - rss_before < 50  # bounded: the queue, and the memory
-    assert resumed, "logging did not resume after the database came back"
-    assert len(since_resumed) >= 200
-    # once resumed, every prediction is logged again (the graceful stop drained the last ones)
-    assert _logged(log_database, since_resumed) == len(since_resumed)
+    assert len(during) > 1000 and spool_bytes > 0 and depth >= len(during) * 0.5  # waiting in the spool
+    assert rss_outage - rss_before < 50  # on disk, not in memory
+    assert replayed, "the spool was not replayed after the database came back"
+    assert dropped == 0
+    assert logged == len(answered)  # every prediction served, during the outage too, is in the database
+
+
+def test_lossless_full_spool_refuses_never_serves_unlogged(
+    tmp_path: Path, log_database: str, figures
+) -> None:
+    """Lossless, a tiny spool, the database down: requests get 503 with ``Retry-After`` once the spool
+    is full; every request answered 200 is in the database after it returns; nothing is dropped."""
+    proxy = TcpProxy(free_port(), ("127.0.0.1", 5432))
+    proxy.start()
+    service, base = _service(
+        tmp_path,
+        proxy,
+        log_database,
+        MLOPS_PREDICTION_LOG_LOSSLESS="true",
+        MLOPS_PREDICTION_LOG_SPOOL_MAX_MB="0.01",
+    )
+    try:
+        proxy.kill()  # the database "stops" before the first request
+        with LoadGenerator(base, threads=2, max_seconds=120, interval=0.005) as load:
+            assert load.wait_for(lambda rs: sum(r.status == 503 for r in rs) >= 50, timeout=30), "no 503"
+            refused = httpx.post(f"{base}/predict", json=EXAMPLE, timeout=5)
+            dropped = _metric(base, "mlops_prediction_log_dropped_total")
+            refused_count = _metric(base, "mlops_prediction_log_refused_total")
+            proxy.start()  # the database is back: the spool drains, requests are admitted again
+            up_at = time.monotonic()
+            recovered = load.wait_for(
+                lambda rs: sum(r.status == 200 and r.sent > up_at + 5 for r in rs) >= 100, timeout=60
+            )
+        service.stop()
+        results = load.snapshot()
+    finally:
+        service.stop()
+        proxy.kill()
+
+    codes = {r.status for r in results}
+    answered = [r.request_id for r in results if r.status == 200 and r.request_id]
+    logged = _logged(log_database, answered)
+    figures(
+        requests=len(results),
+        refused=sum(r.status == 503 for r in results),
+        answered=len(answered),
+        logged=logged,
+        refused_metric=refused_count,
+    )
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+    assert codes <= {200, 503}, codes
+    assert dropped == 0 and refused_count >= 50
+    assert recovered, "requests were not admitted again after the database came back"
+    assert logged == len(answered)  # never an unlogged 200

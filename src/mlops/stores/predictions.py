@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from mlops.stores.engine import create_engine
 from mlops.stores.migrate import ensure_schema
@@ -155,21 +155,53 @@ class PredictionStore:
         self._insert_scorings = BatchInsert(
             self.engine.dialect, scorings_table, ("request_id", "model_version")
         )
+        self._from_segment: list[SegmentInsert] | None = None
+        if self.engine.dialect.name in {"sqlite", "postgresql"}:
+            self._from_segment = [
+                SegmentInsert(self.engine.dialect, predictions, ("request_id",), "p"),
+                SegmentInsert(self.engine.dialect, scorings_table, ("request_id", "model_version"), "s"),
+            ]
 
     def _ready(self) -> None:
         ensure_schema(self.engine, "predictions")
 
-    def insert(self, records: Sequence[Record | ScoringRecord]) -> None:
+    def insert(self, records: Sequence[Record | ScoringRecord]) -> int:
         """One transaction for predictions and scorings alike; rows already written (same request id,
         for a scoring same request id and version) are skipped: a retried batch may have been."""
-        self._ready()
         answers = [r.values() for r in records if isinstance(r, Record)]
         besides = [r.values() for r in records if isinstance(r, ScoringRecord)]
+        return self.insert_rows(answers, besides)
+
+    def insert_rows(self, answers: list[tuple[Any, ...]], besides: list[tuple[Any, ...]]) -> int:
+        """``insert`` for rows already in column order (``Record.values()``, ``ScoringRecord.values()``:
+        what the spool carries); rows new to the database, as far as the driver reports it."""
+        self._ready()
+        written = 0
         with self.engine.begin() as conn:
             if answers:
-                self._insert(conn, answers)
+                written += self._insert(conn, answers)
             if besides:
-                self._insert_scorings(conn, besides)
+                written += self._insert_scorings(conn, besides)
+        return written
+
+    def insert_segments(self, documents: list[bytes]) -> int:
+        """Spool segments (``mlops.stores.spool``: ``{"p": [prediction rows], "s": [scoring rows]}``)
+        in one transaction, skipping rows already written; rows new to the database. On SQLite and
+        PostgreSQL the database parses the JSON itself (``SegmentInsert``): no per-row Python."""
+        if self._from_segment is None:
+            answers, besides = [], []
+            for document in documents:
+                parsed = from_json(document)
+                answers += [_with_time(row) for row in parsed["p"]]
+                besides += [_with_time(row) for row in parsed["s"]]
+            return self.insert_rows(answers, besides)
+        self._ready()
+        written = 0
+        with self.engine.begin() as conn:
+            for document in documents:
+                text = document.decode()
+                written += sum(insert(conn, text) for insert in self._from_segment)
+        return written
 
     def record_feedback(
         self, request_id: str, project: str, true_label: int, pending: Record | None = None
@@ -258,24 +290,77 @@ class BatchInsert:
                 else table.insert()
             )
 
-    def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+    def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> int:
+        """Rows inserted (those skipped as written already do not count)."""
         if self.processors:
             rows = [self._processed(row) for row in rows]
         if self.dialect == "sqlite":
-            conn.exec_driver_sql(self.sql, rows)  # sqlite3's executemany: one C loop
-        elif self.dialect == "postgresql":
+            return max(conn.exec_driver_sql(self.sql, rows).rowcount, 0)  # executemany: one C loop
+        if self.dialect == "postgresql":
             from psycopg2.extras import execute_values  # one multi-row statement, rows encoded in C
 
             with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 execute_values(cursor, self.sql, rows, page_size=len(rows))
-        else:
-            conn.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
+                return max(cursor.rowcount, 0)
+        result = conn.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
+        return max(result.rowcount, 0)
 
     def _processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         values = list(row)
         for i, process in self.processors:
             values[i] = process(values[i])
         return tuple(values)
+
+
+class SegmentInsert:
+    """Insert the rows of one part (``"p"`` or ``"s"``) of a spool segment's JSON text with one
+    statement, the database doing the parsing: SQLite's ``json_each`` (C code in the shipper's
+    process), PostgreSQL's ``json_array_elements`` (in the server). Each row is a JSON array in the
+    column order of ``table`` (without ``id``); times are ISO 8601 strings in UTC (pydantic-core's
+    encoding), stored on SQLite in SQLAlchemy's own text format so that reads are unchanged."""
+
+    def __init__(self, dialect: sa.Dialect, table: sa.Table, key: tuple[str, ...], part: str) -> None:
+        columns = [c for c in table.c if c.name != "id"]
+        names = ", ".join(c.name for c in columns)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        if dialect.name == "sqlite":
+            fields = [self._sqlite(i, c) for i, c in enumerate(columns)]
+            source = f"json_each(?, '$.{part}') WHERE true"  # WHERE: SQLite's upsert-after-SELECT rule
+        else:
+            fields = [self._postgres(i, c) for i, c in enumerate(columns)]
+            source = f"json_array_elements(%s::json -> '{part}') AS value"
+        self.sql = f"INSERT INTO {table.name} ({names}) SELECT {', '.join(fields)} FROM {source} {conflict}"
+        self.sqlite = dialect.name == "sqlite"
+
+    @staticmethod
+    def _sqlite(i: int, column: sa.Column[Any]) -> str:
+        value = f"json_extract(value, '$[{i}]')"
+        if isinstance(column.type, sa.DateTime):  # 2026-03-01T12:30:00.123456Z -> 2026-03-01 12:30:00.123456
+            return f"substr(rtrim(replace({value}, 'T', ' '), 'Z'), 1, 26)"
+        return value
+
+    @staticmethod
+    def _postgres(i: int, column: sa.Column[Any]) -> str:
+        value = f"(value ->> {i})"
+        if isinstance(column.type, sa.DateTime):
+            return f"{value}::timestamptz"
+        if isinstance(column.type, sa.Integer):
+            return f"{value}::integer"
+        if isinstance(column.type, sa.Float):
+            return f"{value}::double precision"
+        return value
+
+    def __call__(self, conn: sa.Connection, document: str) -> int:
+        if self.sqlite:
+            return max(conn.exec_driver_sql(self.sql, (document,)).rowcount, 0)
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(self.sql, (document,))
+            return max(cursor.rowcount, 0)
+
+
+def _with_time(row: list[Any]) -> tuple[Any, ...]:
+    row[1] = datetime.fromisoformat(row[1])  # the "at" of both row kinds
+    return tuple(row)
 
 
 # ----- readers for drift, lineage and tests -----

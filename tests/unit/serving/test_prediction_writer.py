@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from fastapi import HTTPException
 from fastapi.testclient import TestClient
 from tests.unit.serving.conftest import EXAMPLE, sample
 
 from mlops.serving.app import create_app
 from mlops.serving.prediction_writer import PredictionWriter
-from mlops.stores.predictions import Record, ScoringRecord, get_prediction, read_predictions
+from mlops.stores.predictions import Labelled, Record, ScoringRecord, get_prediction, read_predictions
 
 
 def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
@@ -62,32 +66,37 @@ def test_a_full_queue_drops_and_counts_without_blocking() -> None:
     assert depth == 3 and dropped == 2
 
 
+def _stalled(tmp_path) -> tuple[str, object]:
+    """A SQLite URL whose file cannot be opened (a folder stands where it goes): the database is
+    down until the folder is removed."""
+    target = tmp_path / "log.db"
+    target.mkdir()
+    return f"sqlite:///{target}", target
+
+
 def test_outage_then_recovery_loses_nothing(tmp_path) -> None:
-    """Writes fail while the database is unreachable and succeed, without loss, once it is back."""
-    target = tmp_path / "later" / "log.db"
-    url = f"sqlite:///{target}"
+    """Writes fail while the database is unreachable: the rows wait in the spool and are all written,
+    once, when it is back."""
+    url, target = _stalled(tmp_path)
 
     async def scenario() -> None:
-        log = PredictionWriter(url, flush_s=0.02)
-        log.store.engine.dispose()
-        import sqlalchemy as sa
-
-        log.store.engine = sa.create_engine(f"sqlite:///{tmp_path}/missing/dir/log.db")  # unreachable
+        log = PredictionWriter(url, flush_s=0.02, spool_dir=tmp_path / "spool")
         log.start()
-        for i in range(10):
-            log.submit(
-                Record(f"r{i}", datetime.now(UTC), "iris", "m", "1", "onnx", {}, 0, "a", {"a": 1.0}, 0.1)
-            )
-        for _ in range(100):  # bounded: the writer has failed at least once
+        for record in _records(10):
+            log.submit(record)
+        for _ in range(1000):  # bounded: the shipper has failed at least once
             await asyncio.sleep(0.01)
             if log.write_failures:
                 break
-        target.parent.mkdir(exist_ok=True)
-        log.store.engine = sa.create_engine(url)  # the database is back
+        assert log.write_failures and log.spool is not None and log.spool.usage().rows == 10
+        target.rmdir()  # the database is back
         await log.stop()
 
+    dropped = sample("mlops_prediction_log_dropped_total")
     asyncio.run(scenario())
-    assert len(read_predictions(url, "iris")) == 10
+    assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(f"r{i}" for i in range(10))
+    assert sample("mlops_prediction_log_dropped_total") == dropped
+    assert not list((tmp_path / "spool").iterdir())  # the writer's folder is gone with its segments
 
 
 def _records(n: int) -> list[Record]:
@@ -121,20 +130,85 @@ def test_stop_writes_every_queued_record(tmp_path) -> None:
     assert sample("mlops_prediction_log_dropped_total") == dropped
 
 
-def test_stop_gives_up_on_an_unreachable_database_and_counts_the_loss() -> None:
-    """Shutdown never waits on a dead database forever: what could not be written is counted."""
+async def _replay(url: str, spool: Path) -> None:
+    """A writer's start and stop: its shipper adopts what dead writers left in ``spool``."""
+    log = PredictionWriter(url, flush_s=0.05, spool_dir=spool)
+    log.start()
+    await log.stop()
 
-    async def scenario() -> int:
-        log = PredictionWriter("postgresql://nobody@127.0.0.1:1/none", flush_s=3600, drain_s=30)
+
+def test_rows_not_shipped_by_shutdown_stay_spooled_and_are_shipped_at_the_next_start(tmp_path) -> None:
+    """Shutdown never waits on a dead database forever, and loses nothing: what the shipper could not
+    write within ``drain_s`` stays in the spool; the next writer's shipper adopts and ships it."""
+    url, target = _stalled(tmp_path)
+    spool = tmp_path / "spool"
+
+    async def first() -> int:
+        log = PredictionWriter(url, flush_s=3600, drain_s=1, spool_dir=spool)
         log.start()
         for record in _records(7):
             log.submit(record)
         await log.stop()
         return len(log.buffer)
 
-    dropped = sample("mlops_prediction_log_dropped_total")
-    assert asyncio.run(scenario()) == 0
-    assert sample("mlops_prediction_log_dropped_total") - dropped == 7
+    dropped, written = (
+        sample("mlops_prediction_log_dropped_total"),
+        sample("mlops_prediction_log_written_total"),
+    )
+    assert asyncio.run(first()) == 0
+    assert sorted(p.name.rpartition("-")[2] for p in spool.glob("*/*.seg")) == ["7.seg"]
+    assert sample("mlops_prediction_log_dropped_total") == dropped
+    target.rmdir()  # the database is back before the next start
+    asyncio.run(_replay(url, spool))
+    assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(f"r{i}" for i in range(7))
+    assert sample("mlops_prediction_log_written_total") - written == 7
+    assert not list(spool.glob("*/*.seg"))
+
+
+def test_beyond_the_spool_limit_records_are_dropped_and_counted(tmp_path) -> None:
+    url, _ = _stalled(tmp_path)
+
+    async def scenario() -> tuple[bool, int]:
+        log = PredictionWriter(
+            url, flush_s=3600, drain_s=0.5, spool_dir=tmp_path / "spool", spool_max_mb=1e-6
+        )
+        log.start()
+        log.submit(_records(1)[0])
+        await log._flush()  # one segment: the spool is over its (tiny) limit
+        dropped = sample("mlops_prediction_log_dropped_total")
+        for record in _records(5):
+            log.submit(record)
+        log.admit()  # not lossless: never refuses
+        full = log.full
+        await log.stop()
+        return full, int(sample("mlops_prediction_log_dropped_total") - dropped)
+
+    assert asyncio.run(scenario()) == (True, 5)
+
+
+def test_lossless_a_full_spool_refuses_with_retry_after_and_keeps_what_it_admitted(tmp_path) -> None:
+    url, target = _stalled(tmp_path)
+
+    async def scenario() -> tuple[int, str]:
+        log = PredictionWriter(
+            url, flush_s=3600, drain_s=0.5, spool_dir=tmp_path / "spool", spool_max_mb=1e-6, lossless=True
+        )
+        log.start()
+        log.admit()  # an empty spool admits
+        log.submit(_records(1)[0])
+        await log._flush()
+        refused = sample("mlops_prediction_log_refused_total")
+        with pytest.raises(HTTPException) as caught:
+            log.admit()
+        assert sample("mlops_prediction_log_refused_total") - refused == 1
+        await log.stop()
+        return caught.value.status_code, (caught.value.headers or {}).get("Retry-After", "")
+
+    code, retry_after = asyncio.run(scenario())
+    assert code == 503 and int(retry_after) > 0
+    target.rmdir()
+    asyncio.run(_replay(url, tmp_path / "spool"))
+    assert list(read_predictions(url, "iris")["request_id"]) == ["r0"]  # what it admitted is logged
 
 
 def test_shadow_scorings_are_written_beside_the_predictions(tmp_path) -> None:
@@ -158,3 +232,66 @@ def test_shadow_scorings_are_written_beside_the_predictions(tmp_path) -> None:
     engine.dispose()
     assert [tuple(r) for r in rows] == [(f"r{i}", "2", "shadow") for i in range(3)]
     assert len(read_predictions(url, "iris")) == 3
+
+
+def test_lossless_service_answers_503_with_retry_after_never_an_unlogged_200(
+    service_settings, tmp_path
+) -> None:
+    """The app end to end (the predict route calls ``admit()`` before scoring): the log's database is
+    down and the spool's limit tiny; once the spool is full every request is refused with 503 and
+    ``Retry-After``, and each request answered 200 is in the database once it is back."""
+    target = tmp_path / "down" / "log.db"
+    target.mkdir(parents=True)  # a folder where the database file goes: unreachable
+    url = f"sqlite:///{target}"
+    lossless = service_settings.model_copy(
+        update={
+            "prediction_log_url": url,
+            "prediction_log_lossless": True,
+            "prediction_log_spool_max_mb": 1e-6,
+            "prediction_log_flush_s": 0.02,
+        }
+    )
+    answered: list[str] = []
+    refused = []
+    with TestClient(create_app(lossless)) as c:
+        for _ in range(500):  # bounded: the first flush fills the tiny spool
+            r = c.post("/predict", json=EXAMPLE)
+            if r.status_code == 200:
+                answered.append(r.json()["request_id"])
+            else:
+                refused.append(r)
+                if len(refused) == 3:
+                    break
+            time.sleep(0.005)
+        batch = c.post("/predict/batch", json={"rows": [EXAMPLE] * 2})
+    assert answered and len(refused) == 3
+    assert {r.status_code for r in refused} == {503} and all(
+        int(r.headers["Retry-After"]) > 0 for r in refused
+    )
+    assert batch.status_code == 503
+    target.rmdir()  # the database is back: the next start ships what the last one spooled
+    asyncio.run(_replay(url, lossless.prediction_spool_dir))
+    assert sorted(read_predictions(url, "iris")["request_id"]) == sorted(answered)
+
+
+def test_feedback_on_a_request_still_buffered_or_spooled(tmp_path) -> None:
+    """A label may arrive before its prediction reached the database: it is written with the label,
+    and the shipper's copy is skipped later (one row)."""
+    url = f"sqlite:///{tmp_path}/log.db"
+
+    async def scenario() -> tuple[object, object]:
+        log = PredictionWriter(url, flush_s=3600, spool_dir=tmp_path / "spool")
+        log.start()
+        first, second = _records(2)
+        log.submit(first)
+        log.submit(second)
+        buffered = log.record_feedback("r0", "iris", 0)  # still in memory
+        await log._flush()  # r1 is in a spool segment now (the shipper may or may not have it)
+        spooled = log.record_feedback("r1", "iris", 1)
+        await log.stop()
+        return buffered, spooled
+
+    buffered, spooled = asyncio.run(scenario())
+    assert isinstance(buffered, Labelled) and buffered.correct and buffered.version == "1"
+    assert isinstance(spooled, Labelled) and not spooled.correct and spooled.version_labelled == 2
+    assert sorted(read_predictions(url, "iris")["request_id"]) == ["r0", "r1"]
