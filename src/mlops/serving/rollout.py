@@ -167,9 +167,16 @@ class ShadowScorer:
                 except Exception:  # the scorer must outlive any surprise: the next batch tries again
                     logger.exception("shadow scoring failed")
                     continue
-                if self.log is not None:
-                    for record in records:
-                        self.log.submit_scoring(record)
+                self._log(records)
+
+    def _log(self, records: list[ScoringRecord]) -> None:
+        if self.log is None:
+            return
+        try:
+            for record in records:
+                self.log.submit_scoring(record)
+        except Exception:  # never raises by contract; the scorer must outlive a surprise all the same
+            logger.exception("prediction log refused shadow scoring records")
 
     def _score(self, batch: list[_Shadowed]) -> list[ScoringRecord]:
         """Score a micro-batch (one call per candidate version in it), in a worker thread."""
@@ -417,10 +424,12 @@ class RolloutFollower:
         log = self.shadow.log
         if log is None:
             return
-        name, version = candidate.name, candidate.version
-        for request_id in request_ids:
-            fields = (name, version, "canary", None, None, None, None, error)
-            log.submit_scoring(ScoringRecord(request_id, now, self.project, *fields))
+        fields = (candidate.name, candidate.version, "canary", None, None, None, None, error)
+        try:  # the answer is production's already: the log must not turn it into an error
+            for request_id in request_ids:
+                log.submit_scoring(ScoringRecord(request_id, now, self.project, *fields))
+        except Exception:
+            logger.exception("prediction log refused a canary scoring record")
 
     def canary_result(self, version: str, result: str, rows: int, seconds: float | None = None) -> None:
         key = (version, result)
