@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     app.state.rollout, app.state.guard = follower, guard
     app.add_exception_handler(RequestValidationError, validation_error)
     keys = settings.api_keys("predict_api_key")  # parsed once: settings are fixed per process
-    predict.add_routes(app, settings.project, keys=keys)
+    predict.add_routes(app, settings.project, keys=keys, rollout=follower)
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = _openapi(app, settings.project)  # type: ignore[method-assign]

@@ -47,7 +47,8 @@ logger = logging.getLogger(__name__)
 BUCKETS = 10_000  # percent * 100: steps of 0.01 %
 RETRY_FAILED_S = 60.0  # a candidate that failed to load is tried again after this (transient errors)
 READ_TIMEOUT_S = 5.0  # a control database that hangs is reported after this, the last view kept
-SHADOW_BATCH = 512  # rows per shadow micro-batch
+SHADOW_BATCH = 512  # rows per shadow micro-batch, at most
+SHADOW_LINGER_S = 0.005  # the scorer waits this long after a wake-up: rows gather into one batch
 
 
 def bucket(salt: bytes, key: str) -> int:
@@ -154,6 +155,7 @@ class ShadowScorer:
     async def _run(self) -> None:
         while not self._stopping:
             await self._wake.wait()
+            await asyncio.sleep(SHADOW_LINGER_S)  # a thread hop per batch, not per request
             self._wake.clear()
             while self.queue and not self._stopping:
                 batch: list[_Shadowed] = []

@@ -47,7 +47,7 @@ from mlops.serving import instruments
 from mlops.serving.deps import current_model
 from mlops.serving.prediction_writer import PredictionWriter
 from mlops.serving.problems import NO_MODEL, NOT_JSON, problems
-from mlops.serving.rollout import RolloutView
+from mlops.serving.rollout import RolloutFollower, RolloutView
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
 from mlops.serving.security import PREDICT_ERRORS, SECURITY_SCHEMES, check_request_key
 from mlops.stores.predictions import Record
@@ -215,7 +215,7 @@ def _routing_key(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 async def _score_rollout(
-    state: Any,
+    follower: RolloutFollower,
     view: RolloutView,
     request: Request,
     model: LoadedModel,
@@ -228,7 +228,6 @@ async def _score_rollout(
     id), and production answers when the candidate raises (counted and logged; the client sees no
     error). Shadow: production answers, then the selected requests are queued for the candidate
     (never awaited: ``rollout.ShadowScorer``)."""
-    follower = state.rollout
     if view.rollout.mode == "canary":
         candidate = view.route(_routing_key(request.scope["headers"]) or request.scope["state"]["request_id"])
         if candidate is not None:
@@ -287,8 +286,9 @@ def openapi_components(project: str) -> dict[str, dict[str, Any]]:
     return {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES}
 
 
-def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
-    """The prediction routes for ``project``'s generated schema; ``keys``: the predict keys (none: open).
+def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutFollower) -> None:
+    """The prediction routes for ``project``'s generated schema; ``keys``: the predict keys (none: open);
+    ``rollout``: the worker's rollout follower (its ``view`` is read once per request).
 
     Added to the app itself (a route of an included router is matched through FastAPI's inclusion
     layer on every request) and moved to the front of its routes: a request is matched against each
@@ -305,7 +305,7 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
         state = request.app.state
         state.prediction_log.admit()  # lossless setting, spool full: a 503, never an unlogged answer
         model = current_model(state.manager)  # fixed for this request, whatever a swap does meanwhile
-        view = state.rollout.view  # likewise; None (no rollout): nothing else to do
+        view = rollout.view  # likewise; None (no rollout): nothing else to do
         ids = [request.scope["state"]["request_id"]]
         if view is None:
             started = time.perf_counter()
@@ -313,7 +313,7 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
             return _JSONBytes(
                 _results(model, state.prediction_log, [data], classes, proba, ids, started)[0], model.version
             )
-        model, classes, proba, started = await _score_rollout(state, view, request, model, [data], ids)
+        model, classes, proba, started = await _score_rollout(rollout, view, request, model, [data], ids)
         result = _results(model, state.prediction_log, [data], classes, proba, ids, started)[0]
         return _JSONBytes(result, model.version, view.tag)
 
@@ -331,13 +331,13 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
         state.prediction_log.admit()
         base = request.scope["state"]["request_id"]
         ids = [f"{base}-{i}" for i in range(len(rows))]
-        view = state.rollout.view
+        view = rollout.view
         tag = None
         if view is None:
             started = time.perf_counter()
             classes, proba = await _predict(model, rows)
         else:  # the whole batch goes to one version, by the request's key
-            model, classes, proba, started = await _score_rollout(state, view, request, model, rows, ids)
+            model, classes, proba, started = await _score_rollout(rollout, view, request, model, rows, ids)
             tag = view.tag
         predictions = _results(model, state.prediction_log, rows, classes, proba, ids, started)
         return _JSONBytes({"predictions": predictions, "model_version": model.version}, model.version, tag)
