@@ -48,7 +48,7 @@ BUCKETS = 10_000  # percent * 100: steps of 0.01 %
 RETRY_FAILED_S = 60.0  # a candidate that failed to load is tried again after this (transient errors)
 READ_TIMEOUT_S = 5.0  # a control database that hangs is reported after this, the last view kept
 SHADOW_BATCH = 512  # rows per shadow micro-batch, at most
-SHADOW_LINGER_S = 0.005  # the scorer waits this long after a wake-up: rows gather into one batch
+SHADOW_LINGER_S = 0.005  # the scorer waits this long before each batch: rows gather into it
 
 
 def bucket(salt: bytes, key: str) -> int:
@@ -120,6 +120,7 @@ class ShadowScorer:
         self.queue: deque[_Shadowed] = deque()
         self.scored = 0
         self.skipped = 0
+        self.batches = 0
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -155,15 +156,16 @@ class ShadowScorer:
     async def _run(self) -> None:
         while not self._stopping:
             await self._wake.wait()
-            await asyncio.sleep(SHADOW_LINGER_S)  # a thread hop per batch, not per request
             self._wake.clear()
             while self.queue and not self._stopping:
+                await asyncio.sleep(SHADOW_LINGER_S)  # rows gather: a thread hop per batch, not per request
                 batch: list[_Shadowed] = []
                 rows = 0
                 while self.queue and rows < SHADOW_BATCH:
                     item = self.queue.popleft()
                     batch.append(item)
                     rows += len(item.rows)
+                self.batches += 1
                 try:
                     records = await asyncio.to_thread(self._score, batch)
                 except Exception:  # the scorer must outlive any surprise: the next batch tries again
@@ -210,12 +212,14 @@ class ShadowScorer:
         names = model.spec.class_names
         agree = disagree = 0
         records = []
-        for request_id, cls, p, answer in zip(ids, classes.tolist(), proba.tolist(), answers, strict=True):
+        for request_id, cls, p, answer in zip(
+            ids, classes.tolist(), proba.round(6).tolist(), answers, strict=True
+        ):
             if cls == answer:
                 agree += 1
             else:
                 disagree += 1
-            probabilities = {n: round(v, 6) for n, v in zip(names, p, strict=True)}
+            probabilities = dict(zip(names, p, strict=True))
             records.append(
                 self._record(model, request_id, now, cls, names[cls], probabilities, per_row * 1000)
             )
@@ -468,4 +472,5 @@ class RolloutFollower:
             "shadow_queue": len(self.shadow.queue),
             "shadow_scored": self.shadow.scored,
             "shadow_skipped": self.shadow.skipped,
+            "shadow_batches": self.shadow.batches,
         }

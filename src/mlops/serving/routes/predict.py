@@ -303,19 +303,19 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutF
     async def predict(request: Request) -> Response:
         data = (await _read(request, Row, keys)).model_dump()
         state = request.app.state
-        state.prediction_log.admit()  # lossless setting, spool full: a 503, never an unlogged answer
+        log = state.prediction_log
+        log.admit()  # lossless setting, spool full: a 503, never an unlogged answer
         model = current_model(state.manager)  # fixed for this request, whatever a swap does meanwhile
         view = rollout.view  # likewise; None (no rollout): nothing else to do
         ids = [request.scope["state"]["request_id"]]
         if view is None:
             started = time.perf_counter()
             classes, proba = await _predict(model, [data])
-            return _JSONBytes(
-                _results(model, state.prediction_log, [data], classes, proba, ids, started)[0], model.version
-            )
+            return _JSONBytes(_results(model, log, [data], classes, proba, ids, started)[0], model.version)
         model, classes, proba, started = await _score_rollout(rollout, view, request, model, [data], ids)
-        result = _results(model, state.prediction_log, [data], classes, proba, ids, started)[0]
-        return _JSONBytes(result, model.version, view.tag)
+        return _JSONBytes(
+            _results(model, log, [data], classes, proba, ids, started)[0], model.version, view.tag
+        )
 
     async def predict_batch(request: Request) -> Response:
         batch = await _read(request, Batch, keys)
