@@ -26,8 +26,8 @@ from mlops.stores.predictions import get_prediction
 from tests.support.control_db import LEGACY_AUDIT_ROWS, admin, require_postgres
 
 TABLES = {
-    "control": {"audit_log", "audit_anchor", "alias_intents"},
-    "predictions": {"predictions", "feedback", "drift_results"},
+    "control": {"audit_log", "audit_anchor", "alias_intents", "rollouts", "leases"},
+    "predictions": {"predictions", "feedback", "drift_results", "scorings"},
 }
 
 # ----- the schema of 117f35d, exactly as its create_all and SQLite triggers made it -----

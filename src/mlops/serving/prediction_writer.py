@@ -45,7 +45,7 @@ class PredictionWriter:
         drain_s: float = 10.0,
     ) -> None:
         self.url = url
-        self.buffer: deque[Record] = deque()
+        self.buffer: deque[Record | ScoringRecord] = deque()
         self.max_queue = max_queue
         self.flush_s = flush_s
         self.batch = batch
@@ -77,7 +77,10 @@ class PredictionWriter:
 
     def submit_scoring(self, record: ScoringRecord) -> None:
         """A shadow or canary scoring (``ScoringRecord``): logged as predictions are. Never blocks."""
-        raise NotImplementedError  # the prediction-log change implements it (spool, shipper)
+        if len(self.buffer) >= self.max_queue:
+            instruments.LOG_DROPPED.inc()
+        else:
+            self.buffer.append(record)
 
     def admit(self) -> None:
         """Called before scoring a request: raises a 503 (with ``Retry-After``) in the lossless setting

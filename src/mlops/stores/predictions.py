@@ -6,6 +6,7 @@ The async writer that feeds it from the request path is ``mlops.serving.predicti
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic_core import to_json
 from mlops.stores.engine import create_engine
 from mlops.stores.migrate import ensure_schema
 from mlops.stores.tables import feedback, predictions
+from mlops.stores.tables import scorings as scorings_table
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower
@@ -66,6 +68,22 @@ class ScoringRecord:
     latency_ms: float | None
     error: str | None = None
 
+    def values(self) -> tuple[Any, ...]:
+        """The row in the order of ``scorings``' columns, without the surrogate ``id``."""
+        return (
+            self.request_id,
+            self.at,
+            self.project,
+            self.model_name,
+            self.model_version,
+            self.role,
+            self.prediction,
+            self.label,
+            None if self.probabilities is None else to_json(self.probabilities).decode(),
+            self.latency_ms,
+            self.error,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Labelled:
@@ -83,15 +101,24 @@ class Labelled:
 
 
 def scorings() -> sa.Subquery:
-    """Every (request, version, prediction) scored: the prediction log's rows today. Shadow scoring
-    adds its rows here (a UNION ALL), and live accuracy then covers the shadow versions too."""
-    return sa.select(
+    """Every (request, version, prediction) scored: the answers (``predictions``) and, UNION ALL, the
+    shadow and canary scorings that produced a prediction (a failed candidate scoring has none), so
+    live accuracy covers the shadow versions too."""
+    answered = sa.select(
         predictions.c.request_id,
         predictions.c.project,
         predictions.c.model_name,
         predictions.c.model_version,
         predictions.c.prediction,
-    ).subquery("scorings")
+    )
+    besides = sa.select(
+        scorings_table.c.request_id,
+        scorings_table.c.project,
+        scorings_table.c.model_name,
+        scorings_table.c.model_version,
+        scorings_table.c.prediction,
+    ).where(scorings_table.c.prediction.is_not(None))
+    return sa.union_all(answered, besides).subquery("scorings")
 
 
 def _live(
@@ -125,15 +152,24 @@ class PredictionStore:
         self.url = url
         self.engine = engine_for(url)
         self._insert = BatchInsert(self.engine.dialect)
+        self._insert_scorings = BatchInsert(
+            self.engine.dialect, scorings_table, ("request_id", "model_version")
+        )
 
     def _ready(self) -> None:
         ensure_schema(self.engine, "predictions")
 
-    def insert(self, records: list[Record]) -> None:
-        """One transaction; request ids already written are skipped (a retried batch may have been)."""
+    def insert(self, records: Sequence[Record | ScoringRecord]) -> None:
+        """One transaction for predictions and scorings alike; rows already written (same request id,
+        for a scoring same request id and version) are skipped: a retried batch may have been."""
         self._ready()
+        answers = [r.values() for r in records if isinstance(r, Record)]
+        besides = [r.values() for r in records if isinstance(r, ScoringRecord)]
         with self.engine.begin() as conn:
-            self._insert(conn, [r.values() for r in records])
+            if answers:
+                self._insert(conn, answers)
+            if besides:
+                self._insert_scorings(conn, besides)
 
     def record_feedback(
         self, request_id: str, project: str, true_label: int, pending: Record | None = None
@@ -190,30 +226,36 @@ class PredictionStore:
 
 
 class BatchInsert:
-    """Insert a batch of rows, skipping request ids already written (a retried batch may have been).
+    """Insert a batch of rows into ``table``, skipping rows whose ``key`` was written already (a
+    retried batch may have been).
 
     Rows go to the driver as tuples in one call: SQLAlchemy's per-row parameter handling cost ~15 us
     of CPU per row, on the core that serves predictions. Values still pass through the columns' own
-    bind processors (SQLite stores datetimes as SQLAlchemy reads them back).
+    bind processors (SQLite stores datetimes as SQLAlchemy reads them back). A surrogate ``id``
+    column is left to the database.
     """
 
-    def __init__(self, dialect: sa.Dialect) -> None:
+    def __init__(
+        self, dialect: sa.Dialect, table: sa.Table = predictions, key: tuple[str, ...] = ("request_id",)
+    ) -> None:
         self.dialect = dialect.name
-        columns = list(predictions.c)
+        self.table = table
+        columns = [c for c in table.c if c.name != "id"]
+        self.keys = [c.name for c in columns]
         processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
         self.processors = [(i, p) for i, p in enumerate(processors) if p is not None]
-        names = ", ".join(c.name for c in columns)
-        conflict = "ON CONFLICT (request_id) DO NOTHING"
+        names = ", ".join(self.keys)
+        conflict = f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
         if self.dialect == "sqlite":
             marks = ", ".join("?" * len(columns))
-            self.sql = f"INSERT INTO predictions ({names}) VALUES ({marks}) {conflict}"
+            self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks}) {conflict}"
         elif self.dialect == "postgresql":
-            self.sql = f"INSERT INTO predictions ({names}) VALUES %s {conflict}"
+            self.sql = f"INSERT INTO {table.name} ({names}) VALUES %s {conflict}"
         else:  # other databases: SQLAlchemy's generic path
             self.statement = (
-                predictions.insert().prefix_with("IGNORE")
+                table.insert().prefix_with("IGNORE")
                 if self.dialect in {"mysql", "mariadb"}
-                else predictions.insert()
+                else table.insert()
             )
 
     def __call__(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -227,8 +269,7 @@ class BatchInsert:
             with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 execute_values(cursor, self.sql, rows, page_size=len(rows))
         else:
-            keys = [c.name for c in predictions.c]
-            conn.execute(self.statement, [dict(zip(keys, row, strict=True)) for row in rows])
+            conn.execute(self.statement, [dict(zip(self.keys, row, strict=True)) for row in rows])
 
     def _processed(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
         values = list(row)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from tests.unit.serving.conftest import EXAMPLE, sample
 
 from mlops.serving.app import create_app
 from mlops.serving.prediction_writer import PredictionWriter
-from mlops.stores.predictions import Record, get_prediction, read_predictions
+from mlops.stores.predictions import Record, ScoringRecord, get_prediction, read_predictions
 
 
 def test_rows_are_written_and_drained_on_shutdown(service_settings) -> None:
@@ -134,3 +135,26 @@ def test_stop_gives_up_on_an_unreachable_database_and_counts_the_loss() -> None:
     dropped = sample("mlops_prediction_log_dropped_total")
     assert asyncio.run(scenario()) == 0
     assert sample("mlops_prediction_log_dropped_total") - dropped == 7
+
+
+def test_shadow_scorings_are_written_beside_the_predictions(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/log.db"
+
+    async def scenario() -> None:
+        log = PredictionWriter(url, flush_s=3600)
+        log.start()
+        now = datetime.now(UTC)
+        for record in _records(3):
+            log.submit(record)
+            log.submit_scoring(
+                ScoringRecord(record.request_id, now, "iris", "m", "2", "shadow", 1, "b", {"b": 0.7}, 0.2)
+            )
+        await log.stop()
+
+    asyncio.run(scenario())
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT request_id, model_version, role FROM scorings ORDER BY id")).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(f"r{i}", "2", "shadow") for i in range(3)]
+    assert len(read_predictions(url, "iris")) == 3

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from mlops.stores.predictions import PredictionStore, Record, get_prediction, read_predictions
+from mlops.stores.predictions import (
+    PredictionStore,
+    Record,
+    ScoringRecord,
+    get_prediction,
+    read_predictions,
+)
 
 
 def _record(i: int, *, project: str = "iris", at: datetime | None = None) -> Record:
@@ -122,4 +128,26 @@ def test_live_accuracy_joins_every_scoring_of_a_request(tmp_path) -> None:
     assert store.live_accuracy("iris") == {"1": (2, 3), "2": (2, 4)}
     assert store.live_accuracy("iris", model_name="m") == {"1": (2, 3), "2": (2, 4)}
     assert store.live_accuracy("iris", model_name="another-model") == {}
+    store.dispose()
+
+
+def _scoring(i: int, version: str, prediction: int | None, *, error: str | None = None) -> ScoringRecord:
+    probabilities = None if prediction is None else {"a": 0.5}
+    return ScoringRecord(
+        f"r{i}", datetime.now(UTC), "iris", "m", version, "shadow", prediction, "a", probabilities, 1.0, error
+    )
+
+
+def test_scorings_are_written_once_and_count_in_live_accuracy(tmp_path) -> None:
+    store = PredictionStore(f"sqlite:///{tmp_path}/log.db")
+    store.insert([_record_of("1", 1, 1), _record_of("1", 2, 0), _scoring(1, "2", 1), _scoring(2, "2", 1)])
+    store.insert([_scoring(2, "2", 1), _scoring(3, "2", None, error="boom")])  # r2 replayed: skipped
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT request_id, prediction, error FROM scorings ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("r1", 1, None), ("r2", 1, None), ("r3", None, "boom")]
+    store.record_feedback("r1", "iris", 1)
+    labelled = store.record_feedback("r2", "iris", 1)
+    assert labelled is not None and (labelled.version, labelled.version_correct) == ("1", 1)
+    # the shadow version 2 was right on both; a failed scoring (no prediction) counts for nobody
+    assert store.live_accuracy("iris") == {"1": (1, 2), "2": (2, 2)}
     store.dispose()
