@@ -150,12 +150,65 @@ def _wait(predicate, timeout: float = 30.0) -> bool:
     return False
 
 
+def _own_stores(shared_settings, tmp_path):
+    """The shared registry, with a control database and a prediction log of this test's own."""
+    return shared_settings.model_copy(
+        update={
+            "audit_db_url": f"sqlite:///{tmp_path / 'control.db'}",
+            "prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}",
+        }
+    )
+
+
+def _scorings(settings) -> list[dict]:
+    import sqlalchemy as sa
+
+    from mlops.stores.tables import scorings
+
+    engine = sa.create_engine(settings.prediction_log_db_url)
+    try:
+        with engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.select(scorings))]
+    finally:
+        engine.dispose()
+
+
+def test_shadow_scores_are_logged_under_the_answers_request_id(shared_settings, tmp_path, production) -> None:
+    """Shadow mode: production answers; the candidate's scoring of the same request is logged beside
+    it (role shadow, the candidate's version, the same request id) once the background task ran."""
+    settings = _own_stores(shared_settings, tmp_path)
+    store = RolloutStore.for_settings(settings)
+    store.start(
+        project="iris", model_name=production.name, candidate="1", baseline="1", mode="shadow", percent=100,
+        actor="pytest",
+    )  # fmt: skip
+    app = create_app(settings)
+    with TestClient(app) as client:
+        follower = app.state.rollout
+        assert _wait(lambda: follower.view is not None and follower.view.candidate is not None), (
+            follower.status()
+        )
+        ids = set()
+        for _ in range(5):
+            response = client.post("/predict", json=EXAMPLE)
+            assert response.status_code == 200 and response.headers["x-model-version"] == "1"
+            ids.add(response.json()["request_id"])
+        batch = client.post("/predict/batch", json={"rows": [EXAMPLE, EXAMPLE]}).json()
+        ids |= {p["request_id"] for p in batch["predictions"]}
+        assert _wait(lambda: follower.shadow.scored >= 7), follower.status()
+    store.dispose()
+    rows = [r for r in _scorings(settings) if r["request_id"] in ids]
+    assert {r["request_id"] for r in rows} == ids
+    assert {(r["role"], r["model_version"], r["error"]) for r in rows} == {("shadow", "1", None)}
+    assert all(r["prediction"] is not None and r["latency_ms"] > 0 for r in rows)
+
+
 def test_a_canary_candidate_that_fails_is_answered_by_production(
     shared_settings, tmp_path, production
 ) -> None:
     """The service follows a real rollout record (its own control database); the candidate then
-    raises on every request: the client gets production's 200, the fallback is counted."""
-    settings = shared_settings.model_copy(update={"audit_db_url": f"sqlite:///{tmp_path / 'control.db'}"})
+    raises on every request: the client gets production's 200, the fallback is counted and logged."""
+    settings = _own_stores(shared_settings, tmp_path)
     store = RolloutStore.for_settings(settings)
     rollout = store.start(
         project="iris", model_name=production.name, candidate="1", baseline="1", mode="canary", percent=100,
@@ -175,10 +228,12 @@ def test_a_canary_candidate_that_fails_is_answered_by_production(
         follower.view = RolloutView.of(follower.view.rollout, broken(production))
         fallbacks = sample("mlops_canary_fallbacks_total", version="2")
         errors = sample("mlops_candidate_scorings_total", version="2", mode="canary", result="error")
+        failed_ids = set()
         for path, body in (("/predict", EXAMPLE), ("/predict/batch", {"rows": [EXAMPLE, EXAMPLE]})):
             response = client.post(path, json=body, headers={"X-Routing-Key": "bob"})
             assert response.status_code == 200, response.text
             assert response.json()["model_version"] == "1" and response.headers["x-model-version"] == "1"
+            failed_ids |= {a["request_id"] for a in response.json().get("predictions", [response.json()])}
         assert sample("mlops_canary_fallbacks_total", version="2") - fallbacks == 2
         assert (
             sample("mlops_candidate_scorings_total", version="2", mode="canary", result="error") - errors == 3
@@ -190,3 +245,8 @@ def test_a_canary_candidate_that_fails_is_answered_by_production(
         plain = client.post("/predict", json=EXAMPLE)
         assert "x-rollout" not in plain.headers and plain.headers["x-model-version"] == "1"
     store.dispose()
+    logged = [r for r in _scorings(settings) if r["role"] == "canary"]
+    assert {r["request_id"] for r in logged} == failed_ids
+    assert all(
+        r["model_version"] == "2" and r["prediction"] is None and "Error" in r["error"] for r in logged
+    )
