@@ -1,16 +1,20 @@
 """Rollouts on a real service under load (`mlops serve --workers 2`): shadow, then canary over a fixed
-set of routing keys, a ramp, an abort; every worker follows the shared record, no request fails."""
+set of routing keys, a ramp, an abort, and a worse candidate rolled back by the guard; every worker
+follows the shared record (``governance.rollout`` writes it, as ``mlops rollout`` does), no client
+request fails."""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.processes import (
+    ADMIN_KEY,
     EXAMPLE,
     LoadGenerator,
     failed,
@@ -24,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 POLL_S = 0.5
 KEYS = [f"client-{i:04d}" for i in range(2000)]
+FRESH = httpx.Limits(max_keepalive_connections=0)  # a connection per request: both workers answer
 
 
 def _within_99(count: int, n: int, percent: float) -> bool:
@@ -53,16 +58,20 @@ def _every_worker_shows(base: str, tag: str | None, timeout: float = 15.0) -> bo
     (``X-Rollout``: id.generation; None: no rollout)."""
 
     def seen() -> bool:
-        with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+        with httpx.Client(base_url=base, timeout=10, limits=FRESH) as c:
             return all(c.post("/predict", json=EXAMPLE).headers.get("x-rollout") == tag for _ in range(40))
 
     return _until(seen, timeout)
 
 
+def _tag(result: dict[str, Any]) -> str:
+    return f"{result['rollout']['id']}.{result['rollout']['generation']}"
+
+
 def _versions_by_key(base: str) -> dict[str, str]:
     """The version answering each routing key, each request on a fresh connection (either worker)."""
     out: dict[str, str] = {}
-    with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as c:
+    with httpx.Client(base_url=base, timeout=10, limits=FRESH) as c:
         for key in KEYS:
             r = c.post("/predict", json=EXAMPLE, headers={"X-Routing-Key": key})
             assert r.status_code == 200, r.text
@@ -71,30 +80,37 @@ def _versions_by_key(base: str) -> dict[str, str]:
     return out
 
 
-def test_shadow_then_canary_ramp_then_abort_under_load(tmp_path) -> None:
+def _two_versions(settings: Any, candidate_frame: Any = None) -> tuple[str, str]:
+    """Production (trained on the clean data) and a registered candidate (another seed, or trained
+    on ``candidate_frame``), production's alias left on the first."""
     from mlops.registry import Registry
-    from mlops.stores.rollouts import RolloutStore
     from tests.support.training import train_register_promote
 
-    settings = fresh_settings(tmp_path)
     production = promote_new_version(settings, seed=settings.seed)
     registry = Registry(settings, "iris")
-    candidate = str(train_register_promote(settings, "iris", seed=settings.seed + 7)["model"]["version"])
-    if registry.alias_version("production") != production:  # the candidate must not be production yet
-        registry.move_alias("production", expected=registry.alias_version("production"), new=production)
+    trained = train_register_promote(settings, "iris", candidate_frame, seed=settings.seed + 7)
+    candidate = str(trained["model"]["version"])
+    if (now := registry.alias_version("production")) != production:  # the candidate is not production yet
+        registry.move_alias("production", expected=now, new=production)
     assert candidate != production
-    store = RolloutStore.for_settings(settings)
+    return production, candidate
+
+
+def test_shadow_then_canary_ramp_then_abort_under_load(tmp_path) -> None:
+    from mlops.governance import rollout as rollouts
+    from mlops.projects import get_project
+
+    settings = fresh_settings(tmp_path, rollout_min_requests=200)
+    spec = get_project("iris")
+    production, candidate = _two_versions(settings)
 
     proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=str(POLL_S))
     try:
         with LoadGenerator(base, threads=4, max_seconds=600, interval=0.01) as load:
             assert load.wait_for(lambda rs: len(rs) >= 50, timeout=30), proc.tail()
-            # shadow on every request: agreement and the candidate's latency in /metrics within 5 s
-            registry.set_alias("candidate", candidate)
-            rollout = store.start(
-                project="iris", model_name=registry.name, candidate=candidate, baseline=production,
-                mode="shadow", percent=100, actor="pytest", reason="integration test",
-            )  # fmt: skip
+            # shadow on every request: agreement and the candidate's latency within 5 s, in /metrics
+            # and in GET /rollout (`mlops rollout status`)
+            rollouts.start(settings, spec, candidate, "shadow", None, "pytest", "integration: shadow")
             started = time.monotonic()
             assert _until(
                 lambda: (
@@ -103,29 +119,39 @@ def test_shadow_then_canary_ramp_then_abort_under_load(tmp_path) -> None:
                 ),
                 timeout=5.0,
             ), proc.tail()
-            shadow_seen_s = time.monotonic() - started
+            metrics_s = time.monotonic() - started
+
+            def in_status() -> bool:
+                evidence = httpx.get(f"{base}/rollout", timeout=10).json()["evidence"] or {}
+                cand = evidence.get("candidate") or {}
+                return (evidence.get("agreement") or {}).get("compared", 0) > 0 and bool(
+                    (cand.get("latency_ms") or {}).get("samples")
+                )
+
+            assert _until(in_status, timeout=5.0 - metrics_s), httpx.get(f"{base}/rollout").text
+            status_s = time.monotonic() - started
             assert all(r.version == production for r in load.snapshot() if r.status == 200)
+            rollouts.abort(settings, "iris", "pytest", "integration: shadow seen")
+            assert _every_worker_shows(base, None), proc.tail()
 
             # canary on 10 % of the routing keys
-            rollout = store.update(
-                rollout.id, expected_generation=rollout.generation, mode="canary", percent=10
-            )
-            assert _every_worker_shows(base, f"{rollout.id}.{rollout.generation}"), proc.tail()
+            canary = rollouts.start(settings, spec, candidate, "canary", 10, "pytest", "integration: canary")
+            assert _every_worker_shows(base, _tag(canary)), proc.tail()
             at_10 = _versions_by_key(base)
             assert set(at_10.values()) == {production, candidate}
             on_candidate = {k for k, v in at_10.items() if v == candidate}
             assert _within_99(len(on_candidate), len(KEYS), 10), len(on_candidate)
             assert _versions_by_key(base) == at_10  # the same key, the same version (either worker)
 
-            # ramp to 25 %: every key that was on the candidate stays there
-            rollout = store.update(rollout.id, expected_generation=rollout.generation, percent=25)
-            assert _every_worker_shows(base, f"{rollout.id}.{rollout.generation}"), proc.tail()
+            # ramp to 25 % (its evidence: the requests above): every key on the candidate stays there
+            ramped_to = rollouts.ramp(settings, spec, 25, actor="pytest")
+            assert _every_worker_shows(base, _tag(ramped_to)), proc.tail()
             at_25 = _versions_by_key(base)
             ramped = {k for k, v in at_25.items() if v == candidate}
             assert on_candidate <= ramped and _within_99(len(ramped), len(KEYS), 25), len(ramped)
 
             # abort: production answers everything again
-            store.end(rollout.id, expected_generation=rollout.generation, state="aborted")
+            rollouts.abort(settings, "iris", "pytest", "integration: done")
             assert _every_worker_shows(base, None), proc.tail()
             assert set(_versions_by_key(base).values()) == {production}
             results = load.snapshot()
@@ -135,8 +161,74 @@ def test_shadow_then_canary_ramp_then_abort_under_load(tmp_path) -> None:
         percent = [s for s in metric_samples(base, "mlops_rollout_percent") if s.value > 0]
     finally:
         proc.stop()
-        store.dispose()
     assert len(results) > 100 and failed(results) == [], failed(results)[:3]
-    assert shadow_seen_s <= 5.0
-    assert canary_ok >= len(on_candidate) + len(ramped)
-    assert percent == []  # the gauge of the ended rollout is zeroed on every worker
+    assert metrics_s <= 5.0 and status_s <= 5.0
+    assert canary_ok >= 2 * len(on_candidate) + len(ramped)
+    assert percent == []  # the gauge of an ended rollout is zeroed on every worker
+
+
+def test_a_worse_canary_is_rolled_back_by_the_guard_without_a_failed_request(tmp_path) -> None:
+    """The candidate learnt from labels of which a tenth are flipped (it passes its gates, as the
+    reliability tests' weak champion does) and answers half of the routing keys. The true labels of
+    the answered requests arrive through /feedback; at the first fixed look that shows the candidate
+    worse, the guard (one leader among the workers) ends the canary: the record is rolled back with
+    the breach named, an audit row ``rollout.auto_abort``, production answers every key again, and no
+    client request failed meanwhile."""
+    import numpy as np
+    import sqlalchemy as sa
+
+    from mlops.governance import rollout as rollouts
+    from mlops.projects import get_project
+    from mlops.stores.rollouts import RolloutStore
+
+    settings = fresh_settings(tmp_path)
+    spec = get_project("iris")
+    frame = spec.load(settings)
+    weak = frame.copy()
+    flip = np.random.default_rng(1).random(len(weak)) < 0.1
+    weak.loc[flip, spec.target] = (weak.loc[flip, spec.target] + 1) % 3
+    production, candidate = _two_versions(settings, weak)
+    features = [f.name for f in spec.features]
+    rows = [({k: float(r[k]) for k in features}, int(r[spec.target])) for _, r in frame.iterrows()]
+
+    guard = {"MLOPS_ROLLOUT_GUARD_INTERVAL_S": "1", "MLOPS_ROLLOUT_MIN_REQUESTS": "200"}
+    proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=str(POLL_S), **guard)
+    store = RolloutStore.for_settings(settings)
+    try:
+        with LoadGenerator(base, threads=2, max_seconds=600, interval=0.01) as load:
+            canary = rollouts.start(settings, spec, candidate, "canary", 50, "pytest", "integration: worse")
+            assert _every_worker_shows(base, _tag(canary)), proc.tail()
+            answered = {production: 0, candidate: 0}
+            ended = None
+            admin = {"X-API-Key": ADMIN_KEY}
+            # one keep-alive connection: a label goes to the worker that answered (its recent answers
+            # are labelled before the log's next flush)
+            with httpx.Client(base_url=base, timeout=10) as c:
+                for i in range(6000):  # labelled traffic until the guard ends the canary
+                    row, truth = rows[i % len(rows)]
+                    r = c.post("/predict", json=row, headers={"X-Routing-Key": f"user-{i}"})
+                    assert r.status_code == 200, r.text
+                    answered[r.json()["model_version"]] += 1
+                    label = {"request_id": r.json()["request_id"], "true_label": truth}
+                    assert c.post("/feedback", json=label, headers=admin).status_code == 200
+                    if i % 50 == 49 and (latest := store.latest("iris")) is not None and not latest.active:
+                        ended = latest
+                        break
+            assert ended is not None, (answered, httpx.get(f"{base}/rollout").text)
+            ended_at = time.monotonic()
+            assert _every_worker_shows(base, None), proc.tail()
+            back_s = time.monotonic() - ended_at
+            results = load.snapshot()
+        rollbacks = _total(base, "mlops_rollout_rollbacks_total", project="iris")
+    finally:
+        proc.stop()
+    engine = sa.create_engine(settings.audit_url)
+    with engine.connect() as conn:
+        actions = [r[0] for r in conn.exec_driver_sql("SELECT action FROM audit_log ORDER BY id")]
+    engine.dispose()
+    store.dispose()
+    assert ended.state == "rolled_back" and ended.incident["breach"] == "accuracy", ended.incident
+    assert "rollout.auto_abort" in actions and actions.count("rollout.start") == 1
+    assert answered[candidate] > 0 and rollbacks == 1
+    assert back_s <= 5.0
+    assert failed(results) == [], failed(results)[:3]
