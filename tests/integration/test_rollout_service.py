@@ -82,13 +82,15 @@ def _versions_by_key(base: str) -> dict[str, str]:
 
 def _two_versions(settings: Any, candidate_frame: Any = None) -> tuple[str, str]:
     """Production (trained on the clean data) and a registered candidate (another seed, or trained
-    on ``candidate_frame``), production's alias left on the first."""
+    on ``candidate_frame`` with the seed the reliability tests' weak champion passes its gates with),
+    production's alias left on the first."""
     from mlops.registry import Registry
     from tests.support.training import train_register_promote
 
     production = promote_new_version(settings, seed=settings.seed)
     registry = Registry(settings, "iris")
-    trained = train_register_promote(settings, "iris", candidate_frame, seed=settings.seed + 7)
+    seed = settings.seed + 7 if candidate_frame is None else settings.seed  # the weak one passes its gates
+    trained = train_register_promote(settings, "iris", candidate_frame, seed=seed)
     candidate = str(trained["model"]["version"])
     if (now := registry.alias_version("production")) != production:  # the candidate is not production yet
         registry.move_alias("production", expected=now, new=production)
@@ -191,7 +193,10 @@ def test_a_worse_canary_is_rolled_back_by_the_guard_without_a_failed_request(tmp
     features = [f.name for f in spec.features]
     rows = [({k: float(r[k]) for k in features}, int(r[spec.target])) for _, r in frame.iterrows()]
 
-    guard = {"MLOPS_ROLLOUT_GUARD_INTERVAL_S": "1", "MLOPS_ROLLOUT_MIN_REQUESTS": "200"}
+    # Measured: live accuracy 0.93 against production's 0.97 on the iris rows. Looks every 200
+    # labels (min requests 2000 over 10 looks): from ~1000 labels a version the 99.5 % interval of
+    # the difference lies below zero.
+    guard = {"MLOPS_ROLLOUT_GUARD_INTERVAL_S": "1", "MLOPS_ROLLOUT_MIN_REQUESTS": "2000"}
     proc, base = start_service(settings.home, tmp_path, workers=2, MLOPS_POLL_INTERVAL_S=str(POLL_S), **guard)
     store = RolloutStore.for_settings(settings)
     try:
@@ -204,7 +209,7 @@ def test_a_worse_canary_is_rolled_back_by_the_guard_without_a_failed_request(tmp
             # one keep-alive connection: a label goes to the worker that answered (its recent answers
             # are labelled before the log's next flush)
             with httpx.Client(base_url=base, timeout=10) as c:
-                for i in range(6000):  # labelled traffic until the guard ends the canary
+                for i in range(10_000):  # labelled traffic until the guard ends the canary
                     row, truth = rows[i % len(rows)]
                     r = c.post("/predict", json=row, headers={"X-Routing-Key": f"user-{i}"})
                     assert r.status_code == 200, r.text
