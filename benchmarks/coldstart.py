@@ -4,13 +4,19 @@ One iris model (50-tree RandomForest, ONNX parity passed) is registered and prom
 folder. Each run starts a fresh server process pinned to core 1 while this script, pinned to core 0,
 probes it every 20 ms on new connections:
 
-- ``ours``: ``mlops serve --project iris`` (one worker): time from ``Popen`` to the first 200 on
-  ``/ready`` (model loaded and smoke-tested), then to the first successful ``/predict``;
+- ``ours``: ``mlops serve --project iris`` (one worker) with its local model cache off
+  (``MLOPS_MODEL_CACHE=false``): the model comes from the registry. Time from ``Popen`` to the first
+  200 on ``/ready`` (model loaded and smoke-tested), then to the first successful ``/predict``;
+- ``cache``: the same command with the cache on (the default): ready from the version the previous
+  run served (``serving.model_cache``; the untimed warm-up run fills it), no mlflow import before
+  ready; the first registry poll runs after ready, in the background;
 - ``mlflow``: ``mlflow models serve -m models:/<name>/<version> --env-manager local``: time to the
   first 200 on ``/ping``, then to the first successful ``/invocations``.
 
 Servers alternate; one untimed run of each first warms the page cache; figures are medians over
-``--runs``. ``--profile`` then starts ours twice more, under ``python -X importtime`` and under
+``--runs``, and ``ratio`` is each server's median time to ready over ``mlflow``'s. ``--profile`` then
+starts ``cache`` twice more (its first registry poll, which imports mlflow, held back until after
+the profile ends), under ``python -X importtime`` and under
 ``py-spy record``, and prints where the time to ready goes: import time per third-party package (the
 package the project imported, with everything it pulled in on the way) and the remaining CPU time by
 phase (MLflow store set-up, alias resolution, model download, ONNX session, smoke test, DB, ...).
@@ -48,9 +54,10 @@ from common import (
 )
 from serving import EXAMPLE, free_port, one_request
 
-SERVERS = ("ours", "mlflow")
+SERVERS = ("ours", "cache", "mlflow")
 PROBES = {  # kind: (readiness path, prediction path, prediction body)
     "ours": ("/ready", "/predict", json.dumps(EXAMPLE).encode()),
+    "cache": ("/ready", "/predict", json.dumps(EXAMPLE).encode()),
     "mlflow": ("/ping", "/invocations", json.dumps({"dataframe_records": [EXAMPLE]}).encode()),
 }
 PROBE_EVERY = 0.02
@@ -100,7 +107,12 @@ def cold_start(
 
 
 def command(kind: str, port: int, model_uri: str) -> list[str]:
-    return pinned(ours_command(port) if kind == "ours" else mlflow_command(port, model_uri))
+    return pinned(mlflow_command(port, model_uri) if kind == "mlflow" else ours_command(port))
+
+
+def environment(kind: str, env: dict[str, str]) -> dict[str, str]:
+    """``ours`` loads from the registry (cache off); ``cache`` and ``mlflow`` run with the defaults."""
+    return {**env, "MLOPS_MODEL_CACHE": "false"} if kind == "ours" else env
 
 
 # ----- profiles of ours: import time per package, then CPU time by phase -----
@@ -228,12 +240,13 @@ def main() -> None:
         for i in range(args.runs + 1):
             for kind in args.servers:  # alternating, a fresh process per run; run 0 warms the caches
                 port = free_port()
-                result = cold_start(command(kind, port, model_uri), kind, env, port, work / f"{kind}.log")
+                cmd = command(kind, port, model_uri)
+                result = cold_start(cmd, kind, environment(kind, env), port, work / f"{kind}.log")
                 if i:
                     runs[kind].append(result)
                 label = f"run {i}" if i else "warm-up"
                 print(f"{label:7s} {kind:6s} {json.dumps({k: round(v, 3) for k, v in result.items()})}")
-        profile = profile_ours(env, work) if args.profile else {}
+        profile = profile_ours({**env, "MLOPS_POLL_INTERVAL_S": "60"}, work) if args.profile else {}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -241,11 +254,22 @@ def main() -> None:
         kind: {key: statistics.median(r[key] for r in results) for key in ("ready_s", "first_prediction_s")}
         for kind, results in runs.items()
     }
-    report = {"settings": {"runs": args.runs}, "model": model_uri, "runs": runs, "median": median}
+    ratio = (
+        {k: median[k]["ready_s"] / median["mlflow"]["ready_s"] for k in median if k != "mlflow"}
+        if "mlflow" in median
+        else {}
+    )
+    report = {
+        "settings": {"runs": args.runs},
+        "model": model_uri,
+        "runs": runs,
+        "median": median,
+        "ratio_ready_vs_mlflow": ratio,
+    }
     if profile:
         report["profile"] = profile
     path = write_results(args.out, report)
-    print(json.dumps({"median": median}, indent=2))
+    print(json.dumps({"median": median, "ratio_ready_vs_mlflow": ratio}, indent=2))
     if profile:
         print_profile(profile)
     print(f"raw results: {path}")

@@ -3,7 +3,9 @@
 Nothing here unpickles: the native model is skops-loaded with our allow-list (``ml.trust``), the
 ONNX file is checked against its recorded sha256.
 
-Shared by the service and batch scoring. Imports mlflow only while loading, never while scoring.
+Shared by the service and batch scoring. Imports mlflow only while loading, never while scoring;
+``from_onnx`` builds a model from ONNX bytes the caller already holds (the service's local cache,
+``serving.model_cache``) and never imports it.
 The ONNX scorer is ``ml.onnx_scorer.OnnxScorer`` (re-exported here): the parity check at training
 scores through it too, and ``ml`` sits below this module.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "OnnxScorer",
     "Scorer",
     "check_scorer",
+    "from_onnx",
     "load",
     "load_checked",
     "onnx_file",
@@ -95,6 +98,9 @@ class LoadedModel:
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
+    # The verified ONNX file this scorer was built from (None for a native model): what the
+    # service's local cache stores, so it never downloads a version twice.
+    onnx_bytes: bytes | None = field(default=None, repr=False)
 
     def predict_rows(self, rows: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Class ids and probabilities for validated request rows (feature name -> value)."""
@@ -124,13 +130,14 @@ def load(
     spec = _spec(project)
     scorer: Scorer | None = None
     kind: RuntimeKind = "native"
+    onnx_bytes: bytes | None = None
     if prefer_onnx and info.onnx_parity:
         registry.verify_native(version)  # the native file is the fallback and promotion's: trusted too
         data = onnx_file(settings, project, version, info.tags.get("onnx_sha256"), registry)
         if data is not None:
             try:
                 scorer = OnnxScorer(spec, data, threads)
-                kind = "onnx"
+                kind, onnx_bytes = "onnx", data
             except Exception as exc:  # an ONNX Runtime that cannot open it must leave a native model
                 logger.warning("ONNX unusable for %s v%s, using native: %s", registry.name, version, exc)
     if scorer is None:
@@ -147,6 +154,41 @@ def load(
         metrics=info.metrics,
         tags=info.tags,
         created_at=info.created_at,
+        onnx_bytes=onnx_bytes,
+    )
+
+
+def from_onnx(
+    project: str,
+    onnx_bytes: bytes,
+    *,
+    name: str,
+    version: str,
+    run_id: str,
+    threshold: float | None = None,
+    metrics: dict[str, float] | None = None,
+    tags: dict[str, str] | None = None,
+    created_at: str = "",
+    threads: int = 0,
+) -> LoadedModel:
+    """A ``LoadedModel`` scored by ONNX Runtime from bytes and metadata the caller already trusts.
+
+    No registry, no mlflow import: the caller has verified ``onnx_bytes`` (the service's cache
+    checks them against the sha256 it recorded when the registry served them). Raises whatever
+    ONNX Runtime raises for bytes it cannot open; run ``check_scorer`` before serving the result.
+    """
+    return LoadedModel(
+        spec=_spec(project),
+        name=name,
+        version=version,
+        run_id=run_id,
+        runtime="onnx",
+        scorer=OnnxScorer(_spec(project), onnx_bytes, threads),
+        threshold=threshold,
+        metrics=dict(metrics or {}),
+        tags=dict(tags or {}),
+        created_at=created_at,
+        onnx_bytes=onnx_bytes,
     )
 
 

@@ -85,7 +85,9 @@ class Settings(BaseSettings):
     prediction_log_lossless: bool = Field(
         False, description="A full spool refuses predictions (503 + Retry-After) instead of dropping rows."
     )
-    model_cache: bool = Field(True, description="Serve the last served version from the state folder at start.")
+    model_cache: bool = Field(
+        True, description="Serve the last served version from the state folder at start."
+    )
 
     # Progressive delivery: shadow and canary rollouts of a candidate (docs/rollouts.md)
     rollout_steps: str = Field("1,5,25,50", description="Canary ramp, in percent of routing keys.")
@@ -132,6 +134,26 @@ class Settings(BaseSettings):
         1.0, gt=0.0, le=1.0, description="Stratified share of the training split used to fit."
     )
     approvers: str = Field("", description="Comma-separated allow-list of production approvers.")
+
+    # Beyond one machine (docs/scaling.md): batch engines, retraining runners, hyperparameter search
+    batch_engine: Literal["local", "spark"] = Field(
+        "local", description="Batch scoring engine: one process (local) or Apache Spark."
+    )
+    spark_master: str = Field("local[*]", description="Spark master URL: local[N], spark://..., k8s://...")
+    spark_java_home: str = Field("", description="Java 17 for Spark; empty: JAVA_HOME, else a Java 17 found.")
+    runner: Literal["local", "external"] = Field(
+        "local",
+        description="Who runs retrain jobs: a local runner process the service starts, or `mlops worker`.",
+    )
+    runner_heartbeat_s: float = Field(5.0, gt=0, description="A running job's heartbeat period.")
+    runner_lease_s: float = Field(
+        30.0, gt=0, description="A job whose heartbeat is older than this is failed (its runner died)."
+    )
+    search_trials: int = Field(0, ge=0, description="Optuna trials per training run; 0: the spec's defaults.")
+    search_timeout_s: float = Field(600.0, gt=0, description="Upper bound of one training run's search.")
+    search_storage: str = Field(
+        "", description="Optuna storage URL (RDB, server mode); empty: a journal file in the state folder."
+    )
 
     def rollout_step_list(self) -> list[float]:
         return sorted(float(p) for p in self.rollout_steps.split(",") if p.strip())

@@ -82,8 +82,9 @@ def test_admin_routes_refuse_when_no_admin_key_is_configured(settings) -> None:
         for method, path in endpoints(app, admin=True):
             for headers in ({}, WRONG, {"X-API-Key": ""}, {"X-API-Key": PREDICT_KEY}):
                 r = client.request(method, path, headers=headers)
-                assert r.status_code == 503, (method, path, r.text)
+                assert r.status_code == 403, (method, path, r.text)
                 assert "no admin key configured" in r.json()["detail"]
+                assert "MLOPS_ADMIN_API_KEY" in r.json()["detail"]
 
 
 # ----- secrets never leak -----
@@ -105,6 +106,8 @@ def _secret_env(closed_port: int, *, registry: bool) -> dict[str, str]:
     env = {k: v.format(port=closed_port) for k, v in SECRETS.items()}
     if not registry:
         del env["MLOPS_TRACKING_URI"], env["MLOPS_AUDIT_DB_URL"]
+    else:
+        env["MLOPS_MODEL_CACHE"] = "false"  # the registry-down run expects no model: not a cached one
     return {**env, "MLOPS_ENVIRONMENT": "production", "MLOPS_PREDICTION_LOG_FLUSH_S": "0.1"}
 
 

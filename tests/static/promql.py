@@ -1,7 +1,8 @@
 """The dashboard's PromQL and the Prometheus config, as data for tests.
 
 ``panel_queries()`` lists every panel query of the provisioned Grafana dashboard (the static tests
-check their metric names; the integration test runs them against a real Prometheus).
+check their metric names; the integration test runs them against a real Prometheus); the Rollout
+row's queries only when asked (``rollout=True``: they have data only while a rollout runs).
 ``write_prometheus_config()`` turns deploy/prometheus/prometheus.yml into a config that scrapes a
 given ``host:port`` with the project's alert rules, for a Prometheus started as a process.
 """
@@ -61,9 +62,34 @@ def panels(dashboard: Path = DASHBOARD) -> list[dict[str, Any]]:
     return found
 
 
-def panel_queries(dashboard: Path = DASHBOARD) -> list[str]:
-    """The PromQL of every panel target, in dashboard order."""
-    return [t["expr"] for p in panels(dashboard) for t in p.get("targets") or [] if t.get("expr")]
+ROLLOUT_ROW = "Rollout"
+
+
+def rollout_panels(dashboard: Path = DASHBOARD) -> list[dict[str, Any]]:
+    """The panels of the Rollout row (those after its header, up to the next row): their series
+    exist only while a shadow or canary rollout runs."""
+    found: list[dict[str, Any]] = []
+    inside = False
+    for item in json.loads(dashboard.read_text())["panels"]:
+        if item.get("type") == "row":
+            inside = item.get("title") == ROLLOUT_ROW
+            found.extend(item.get("panels") or [] if inside else [])
+        elif inside:
+            found.append(item)
+    return found
+
+
+def panel_queries(dashboard: Path = DASHBOARD, *, rollout: bool = False) -> list[str]:
+    """The PromQL of every panel target, in dashboard order; the Rollout row's only with ``rollout``
+    (a service with no rollout has no data for them: the server-mode test runs none)."""
+    skipped = set() if rollout else {p["id"] for p in rollout_panels(dashboard)}
+    return [
+        t["expr"]
+        for p in panels(dashboard)
+        if p["id"] not in skipped
+        for t in p.get("targets") or []
+        if t.get("expr")
+    ]
 
 
 def metric_names(expr: str) -> set[str]:

@@ -414,11 +414,43 @@ REQUIRED_ALERTS = {
     "DataDriftDetected",
     "LiveAccuracyDrop",
     "PredictionLogDropping",
+    "PredictionLogSpoolGrowing",
+    "PredictionLogRefusing",
+    "AvailabilityBudgetBurnFast",
+    "AvailabilityBudgetBurnSlow",
+    "LatencyBudgetBurnFast",
+    "LatencyBudgetBurnSlow",
+    "RolloutAutoRollback",
+    "CandidateErrorRateHigh",
+    "CanaryFallbacks",
+    "ShadowDisagreementHigh",
+    "ShadowScoringsSkipped",
+    "RolloutGuardAbsent",
+    "ModelServedFromCacheUnconfirmed",
+    "ModelCacheCorrupt",
 }
 
 
 def alert_rules() -> list[dict[str, Any]]:
     return [r for g in load_yaml(PROMETHEUS / "alerts.yml")["groups"] for r in g["rules"] if "alert" in r]
+
+
+def recording_rules() -> list[dict[str, Any]]:
+    return [r for g in load_yaml(PROMETHEUS / "alerts.yml")["groups"] for r in g["rules"] if "record" in r]
+
+
+def test_recording_rules_read_exported_metrics_and_each_is_tested() -> None:
+    """Each recorded series is checked by a ``promql_expr_test`` and is built from exported metrics."""
+    recorded = {r["record"] for r in recording_rules()}
+    assert recorded, "the SLO ratios are recorded"
+    tested = {
+        check["expr"]
+        for case in load_yaml(PROMETHEUS / "tests" / "alerts_test.yml")["tests"]
+        for check in case.get("promql_expr_test") or []
+    }
+    assert recorded - tested == set(), "recording rules without a unit test"
+    for rule in recording_rules():
+        assert promql.metric_names(rule["expr"]) <= promql.ALLOWED_METRICS, rule["record"]
 
 
 def test_alerts_cover_what_matters_and_each_is_tested_firing_and_silent() -> None:
@@ -435,7 +467,8 @@ def test_alerts_cover_what_matters_and_each_is_tested_firing_and_silent() -> Non
     for rule in rules:
         assert rule["labels"]["severity"] in {"critical", "warning"}
         assert {"summary", "description", "runbook"} <= set(rule["annotations"])
-        assert promql.metric_names(rule["expr"]) <= promql.ALLOWED_METRICS, rule["alert"]
+        allowed = promql.ALLOWED_METRICS | {r["record"] for r in recording_rules()}
+        assert promql.metric_names(rule["expr"]) <= allowed, rule["alert"]
         anchor = rule["annotations"]["runbook"].split("#", 1)[1]
         assert f"### {rule['alert']}" in (ROOT / "docs" / "operations.md").read_text(), anchor
 
@@ -462,6 +495,16 @@ REQUIRED_PANELS = [
     "drift",
     "live accuracy",
     "queue",
+    "spool",
+    "model cache",
+    "rollout percent",
+    "candidate vs production",
+    "shadow agreement",
+    "candidate latency p50 / p99",
+    "canary fallbacks",
+    "rollbacks",
+    "availability burn rate",
+    "latency burn rate",
 ]
 
 
@@ -477,30 +520,26 @@ def test_dashboard_parses_and_every_panel_has_promql() -> None:
         exprs = [t.get("expr") for t in panel.get("targets") or []]
         assert exprs and all(exprs), f"panel {panel['title']!r} has no PromQL target"
         assert panel["datasource"]["uid"] == "prometheus"
-    queries = promql.panel_queries()
+    queries = promql.panel_queries(rollout=True)
+    rollout = {p["title"] for p in promql.rollout_panels()}
+    assert {"Rollout percent", "Shadow agreement", "Rollbacks and guard"} <= rollout
+    assert len(promql.panel_queries()) < len(queries), "the Rollout row's queries are told apart"
     assert any("histogram_quantile(0.99" in q for q in queries)
     assert any("histogram_quantile(0.5," in q for q in queries)
     assert any("histogram_quantile(0.95" in q for q in queries)
 
 
 def test_dashboard_uses_only_exported_metric_names() -> None:
-    unknown = {q: promql.metric_names(q) - promql.ALLOWED_METRICS for q in promql.panel_queries()}
+    unknown = {q: promql.metric_names(q) - promql.ALLOWED_METRICS for q in promql.panel_queries(rollout=True)}
     assert {q: names for q, names in unknown.items() if names} == {}
     # the check itself notices a wrong name
     assert promql.metric_names("sum(rate(mlops_http_request_total[1m]))") - promql.ALLOWED_METRICS
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
-    rules = {
-        "groups": [
-            {
-                "name": "dashboard",
-                "rules": [
-                    {"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(promql.panel_queries())
-                ],
-            }
-        ]
-    }
+    queries = promql.panel_queries(rollout=True)
+    records = [{"record": f"dashboard:q{i}", "expr": q} for i, q in enumerate(queries)]
+    rules = {"groups": [{"name": "dashboard", "rules": records}]}
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     run([tool("promtool"), "check", "rules", str(path)])

@@ -20,15 +20,17 @@ the ``candidate`` alias behind (said in the result and the log), which the next 
 
 from __future__ import annotations
 
+import functools
 import logging
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.ml import online
-from mlops.stores.audit import AuditEvent, AuditLog
-from mlops.stores.rollout_evidence import EvidenceReader, Traffic, last_incident
+from mlops.stores.audit import AuditEvent, AuditLog, is_outage
+from mlops.stores.rollout_evidence import EvidenceReader, Paired, Traffic, last_incident
 from mlops.stores.rollouts import MODES, Rollout, RolloutStore
 
 if TYPE_CHECKING:
@@ -83,6 +85,30 @@ def _audit_refusal(settings: Settings, event: AuditEvent) -> None:
         logger.error("refusal of %s not audited: %s", event.action, settings.redact(str(exc)))
 
 
+# ----- outages: a store that cannot be reached is ``Unavailable`` (nothing moved, retry) -----
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail_closed(fn: F) -> F:
+    """A store outage (control database, prediction log) inside ``fn`` becomes ``Unavailable``: the
+    command exits 75 with the cause, never a traceback. Nothing moved: every change is one transaction."""
+
+    @functools.wraps(fn)
+    def wrapper(settings: Settings, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(settings, *args, **kwargs)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            cause = settings.redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+            raise Unavailable(
+                f"a store cannot be reached: {cause}",
+                hint="nothing moved; retry when the control database and the prediction log are back",
+            ) from None
+
+    return cast("F", wrapper)
+
+
 # ----- registry access, fail closed -----
 def _judged(settings: Settings, what: str, fn: Any) -> Any:
     """``fn()`` bounded in time; a registry that cannot answer becomes ``Unavailable`` (nothing
@@ -101,14 +127,19 @@ def _judged(settings: Settings, what: str, fn: Any) -> Any:
 
 def _drop_candidate(settings: Settings, project: str, version: str) -> str:
     """Drop the ``candidate`` alias if it still names ``version``: "dropped", "absent", or why not."""
+    from mlops.governance.promote import _bounded
     from mlops.registry import Registry
 
     reg = Registry(settings, project)
-    try:
+
+    def drop() -> str:
         if reg.alias_version(CANDIDATE) != version:
             return "absent"
         reg.drop_alias(CANDIDATE)
         return "dropped"
+
+    try:  # bounded: a hung registry must not hang the guard's loop
+        return _bounded(settings, "dropping the candidate alias", drop)
     except Exception as exc:  # the record already ended: workers follow it; the next start overwrites
         why = settings.redact(f"{type(exc).__name__}: {exc}").splitlines()[0]
         logger.warning("candidate alias of %s not dropped (registry unreachable?): %s", project, why)
@@ -145,45 +176,56 @@ def _version_block(
     }
 
 
-def _difference(
-    reader: EvidenceReader, rollout: Rollout, since: datetime, level: float, until: datetime | None = None
-) -> online.Difference | None:
+@dataclass(frozen=True)
+class _Labels:
+    """Labelled counts of one read: (correct, labelled) per side; ``pairs`` in shadow mode."""
+
+    candidate: tuple[int, int]
+    production: tuple[int, int]
+    pairs: Paired | None = None
+
+
+def _labels(
+    reader: EvidenceReader, rollout: Rollout, since: datetime, until: datetime | None = None
+) -> _Labels:
+    if rollout.mode == "shadow":
+        p = reader.paired(rollout.project, rollout.candidate, since, until)
+        return _Labels((p.both + p.only_candidate, p.n), (p.both + p.only_production, p.n), p)
+    mine = reader.labelled(rollout.project, rollout.candidate, since, until)
+    theirs = reader.labelled(rollout.project, rollout.baseline, since, until) if rollout.baseline else (0, 0)
+    return _Labels(mine, theirs)
+
+
+def _difference(labels: _Labels, level: float) -> online.Difference | None:
     """Candidate minus production live accuracy: paired in shadow mode, Newcombe-Wilson in canary."""
-    if rollout.mode == "shadow":
-        pairs = reader.paired(rollout.project, rollout.candidate, since, until)
-        if not pairs.n:
-            return None
-        return online.newcombe_paired(
-            pairs.both, pairs.only_candidate, pairs.only_production, pairs.neither, level
+    if labels.pairs is not None:
+        p = labels.pairs
+        return (
+            online.newcombe_paired(p.both, p.only_candidate, p.only_production, p.neither, level)
+            if p.n
+            else None
         )
-    if rollout.baseline is None:
-        return None
-    k1, n1 = reader.labelled(rollout.project, rollout.candidate, since, until)
-    k2, n2 = reader.labelled(rollout.project, rollout.baseline, since, until)
-    if not n1 or not n2:
-        return None
-    return online.newcombe_unpaired(k1, n1, k2, n2, level)
+    (k1, n1), (k2, n2) = labels.candidate, labels.production
+    return online.newcombe_unpaired(k1, n1, k2, n2, level) if n1 and n2 else None
 
 
-def _labels(reader: EvidenceReader, rollout: Rollout, since: datetime) -> int:
-    if rollout.mode == "shadow":
-        return reader.paired(rollout.project, rollout.candidate, since).n
-    return reader.labelled(rollout.project, rollout.candidate, since)[1]
-
-
-def _look(settings: Settings, reader: EvidenceReader, rollout: Rollout, since: datetime) -> dict[str, Any]:
+def _look(
+    settings: Settings, reader: EvidenceReader, rollout: Rollout, since: datetime, labels: _Labels
+) -> dict[str, Any]:
     """The latest fixed look reached since ``since``: its labelled count, level and the difference
     on exactly the labels counted up to it (the same answer however often it is asked)."""
     count = settings.rollout_looks
     schedule = online.looks(online.first_look(settings.rollout_min_requests, count), count)
     level = online.look_level(settings.rollout_alpha, count)
-    labelled = _labels(reader, rollout, since)
+    labelled = labels.candidate[1]
     reached = online.last_look(labelled, schedule)
     out: dict[str, Any] = {"labelled": labelled, "schedule": schedule, "level": level, "look": reached}
     out["difference"] = None
     if reached is not None:
-        cutoff = reader.labelled_cutoff(rollout.project, rollout.candidate, rollout.mode, since, reached)
-        diff = _difference(reader, rollout, since, level, cutoff)
+        if reached < labelled:  # more labels than the look counts: read the look's own labels
+            cutoff = reader.labelled_cutoff(rollout.project, rollout.candidate, rollout.mode, since, reached)
+            labels = _labels(reader, rollout, since, cutoff)
+        diff = _difference(labels, level)
         out["difference"] = diff.as_dict() if diff else None
         out["_diff"] = diff
     return out
@@ -201,20 +243,12 @@ def evidence(settings: Settings, rollout: Rollout, since: datetime | None = None
     try:
         project, cand = rollout.project, rollout.candidate
         traffic = _traffic(reader, rollout, since)
-        if rollout.mode == "shadow":
-            pairs = reader.paired(project, cand, since)
-            c_ok, c_n = pairs.both + pairs.only_candidate, pairs.n
-        else:
-            c_ok, c_n = reader.labelled(project, cand, since)
-        versions = [_version_block(traffic, cand, c_ok, c_n, level)]
+        labels = _labels(reader, rollout, since)
+        versions = [_version_block(traffic, cand, *labels.candidate, level)]
         base: dict[str, Any] | None = None
         if rollout.baseline is not None:
             b_traffic = reader.answered(project, rollout.baseline, since)
-            if rollout.mode == "shadow":
-                b_ok, b_n = pairs.both + pairs.only_production, pairs.n  # on the same requests
-            else:
-                b_ok, b_n = reader.labelled(project, rollout.baseline, since)
-            base = _version_block(b_traffic, rollout.baseline, b_ok, b_n, level)
+            base = _version_block(b_traffic, rollout.baseline, *labels.production, level)
             versions.append(base)
         agreement = None
         if rollout.mode == "shadow":
@@ -226,10 +260,10 @@ def evidence(settings: Settings, rollout: Rollout, since: datetime | None = None
                 "rate": share.estimate if share else None,
                 "interval": [share.lo, share.hi] if share else None,
             }
-        diff = _difference(reader, rollout, since, level)
+        diff = _difference(labels, level)
         mine = reader.scores(project, cand, since, role="shadow" if rollout.mode == "shadow" else None)
         theirs = reader.scores(project, rollout.baseline, since) if rollout.baseline else []
-        look = _look(settings, reader, rollout, since)
+        look = _look(settings, reader, rollout, since, labels)
     finally:
         reader.dispose()
     return {
@@ -301,6 +335,7 @@ def _strip(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----- use cases -----
+@_fail_closed
 def start(
     settings: Settings,
     spec: ProjectSpec,
@@ -384,7 +419,7 @@ def start(
             ),
         )
         raise PromotionRefused(f"rollout of version {version} refused", reasons=reasons)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         rollout = store.start(
             project=spec.name,
             model_name=reg.name,
@@ -418,11 +453,6 @@ def start(
     return {"rollout": rollout.as_dict(), "audit_id": event.id, "candidate_alias": str(version)}
 
 
-def _transaction(store: RolloutStore) -> AbstractContextManager[sa.Connection]:
-    """``store.transaction()``, typed as the context manager it is (the store annotates an Iterator)."""
-    return cast("AbstractContextManager[sa.Connection]", store.transaction())
-
-
 def _active(
     settings: Settings, project: str, *, store: RolloutStore | None = None
 ) -> tuple[RolloutStore, Rollout]:
@@ -435,6 +465,7 @@ def _active(
     return store, rollout
 
 
+@_fail_closed
 def ramp(
     settings: Settings, spec: ProjectSpec, percent: float | None = None, *, actor: str | None = None
 ) -> dict[str, Any]:
@@ -490,7 +521,7 @@ def ramp(
             ),
         )
         raise PromotionRefused(f"ramp of rollout {rollout.id} to {percent:g} % refused", reasons=reasons)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         updated = store.update(rollout.id, expected_generation=rollout.generation, percent=percent, conn=conn)
         event = _audit(
             settings,
@@ -508,6 +539,7 @@ def ramp(
     return {"rollout": updated.as_dict(), "audit_id": event.id}
 
 
+@_fail_closed
 def status(settings: Settings, project: str) -> dict[str, Any]:
     """The active (or else the latest) rollout, its online evidence per version, the last incident.
     Reads stores only (no registry): ``GET /rollout`` serves it."""
@@ -540,6 +572,7 @@ def status(settings: Settings, project: str) -> dict[str, Any]:
     return out
 
 
+@_fail_closed
 def promote(
     settings: Settings,
     spec: ProjectSpec,
@@ -634,7 +667,7 @@ def promote(
         action="promote",
         details={**details, "approver": who or actor or settings.who, "online": True},
     )
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         ended = store.end(
             rollout.id,
             expected_generation=rollout.generation,
@@ -665,12 +698,13 @@ def promote(
     }
 
 
+@_fail_closed
 def abort(settings: Settings, project: str, actor: str | None, reason: str) -> dict[str, Any]:
     """End the active rollout (aborted): back to production only; the record first, then the alias."""
     if not reason.strip():
         raise UsageError("an abort needs a reason", hint="pass --reason 'why'")
     store, rollout = _active(settings, project)
-    with _transaction(store) as conn:
+    with store.transaction() as conn:
         ended = store.end(
             rollout.id, expected_generation=rollout.generation, state="aborted", incident={}, conn=conn
         )
@@ -727,7 +761,7 @@ def guard_once(settings: Settings, project: str) -> dict[str, Any] | None:
                 "latency_p99_ms": settings.rollout_latency_budget_ms,
             },
         }
-        with _transaction(store) as conn:
+        with store.transaction() as conn:
             ended = store.end(
                 rollout.id,
                 expected_generation=rollout.generation,

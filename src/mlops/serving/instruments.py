@@ -114,10 +114,14 @@ MODEL_FROM_CACHE = Gauge(
     "1 while the model served came from the local cache and no registry poll has confirmed it yet.",
     multiprocess_mode="livemax",
 )
-CACHE_CORRUPT = Counter("mlops_model_cache_corrupt", "Cached model versions ignored: checksum or load failed.")
+CACHE_CORRUPT = Counter(
+    "mlops_model_cache_corrupt", "Cached model versions ignored: checksum or load failed."
+)
 # The prediction log's spool (serving/prediction_writer.py)
 LOG_SPOOL_BYTES = Gauge(
-    "mlops_prediction_log_spool_bytes", "Bytes in the prediction log's local spool.", multiprocess_mode="livesum"
+    "mlops_prediction_log_spool_bytes",
+    "Bytes in the prediction log's local spool.",
+    multiprocess_mode="livesum",
 )
 LOG_REFUSED = Counter(
     "mlops_prediction_log_refused",

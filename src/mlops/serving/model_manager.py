@@ -9,12 +9,22 @@ version that fails to load or to predict is rejected and counted; it is tried ag
 ``RETRY_REJECTED_S`` (a transient artifact-store error must not bar a good version for ever).
 Drift gauges come from the monitoring pipeline's results, which change far less often than an alias:
 they are re-read every ``DRIFT_REFRESH_S``, not on every (1 s) poll.
+
+Ready from the local cache (``serving.model_cache``): ``start`` first tries the version this
+service last served, from the state folder, without importing mlflow; when it answers, the service
+is ready at once and the first poll runs in the background, after the usual interval. That poll
+confirms the cached version (the alias still points at it and the registry's recorded sha256 is the
+cached bytes') or swaps in the alias's version as any poll does; until then
+``mlops_model_served_from_cache`` is 1 and ``state()`` says ``source: cache``,
+``registry_confirmed: false``. Every successful load and swap is saved to the cache in a worker
+thread, off the request path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -23,6 +33,7 @@ from typing import Any
 
 from mlops.runtime import LoadedModel
 from mlops.serving import instruments
+from mlops.serving.model_cache import ModelCache
 from mlops.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -47,12 +58,25 @@ class ModelManager:
         self._registry: Any = None
         self._resolving: asyncio.Future[str | None] | None = None  # the registry call under way
         self._drift_read_at = -math.inf  # monotonic time of the last drift refresh
+        self.cache = ModelCache.from_settings(settings, project)
+        self.source: str | None = None  # where ``current`` came from: "cache" or "registry"
+        self.confirmed = False  # a registry poll has vouched for ``current`` (always, if from it)
 
     # ----- lifecycle -----
     async def start(self) -> None:
-        """Load the alias target once (before serving), then poll it in the background."""
+        """Serve the cached version if one answers, else load the alias target once (before
+        serving); then poll the alias in the background.
+
+        From the cache, the first poll comes one ``poll_interval_s`` after ready, like every other:
+        it imports mlflow (~3 s of CPU on this machine's cores), and the first requests should not
+        share the interpreter with that import."""
         instruments.MODEL_LOADED.set(0)
-        await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
+        instruments.MODEL_FROM_CACHE.set(0)
+        cached = await asyncio.to_thread(self._from_cache) if self.cache is not None else None
+        if cached is not None:
+            self._swap(cached, source="cache")
+        else:
+            await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
     async def stop(self) -> None:
@@ -103,8 +127,11 @@ class ModelManager:
             if version is None:
                 self.last_error = f"no version holds alias {self.alias!r}"
                 return self.state()
+            differs = False  # the cached copy serving is not the registry's file
             if self.current is not None and self.current.version == version:
-                return self.state()
+                if self.confirmed or await self._confirm(version) != "differs":
+                    return self.state()
+                differs = True  # load the registry's copy, as for a new version
             if time.monotonic() - self.rejected.get(version, -math.inf) < RETRY_REJECTED_S:
                 return self.state()
             try:
@@ -115,9 +142,13 @@ class ModelManager:
                 error = self.settings.redact(f"{type(exc).__name__}: {exc}")
                 self.last_error = f"version {version} rejected: {error}"
                 logger.error("model %s", self.last_error)
+                if differs:  # fail closed: neither copy is one the registry vouches for
+                    self._withdraw()
                 return self.state()
             self.rejected.pop(version, None)
-            self._swap(candidate)
+            self._swap(candidate, source="registry")
+            if self.cache is not None:
+                await asyncio.to_thread(self._to_cache, candidate)
             return self.state()
 
     def _resolve(self) -> str | None:
@@ -128,14 +159,64 @@ class ModelManager:
         version: str | None = self._registry.alias_version(self.alias)
         return version
 
+    async def _confirm(self, version: str) -> str:
+        """The alias points at the cached version: confirm it if the registry's recorded sha256 is
+        the cached bytes'. A registry error leaves it unconfirmed (``"error"``: the next poll tries
+        again); another digest (``"differs"``) counts the entry corrupt: the caller loads the
+        registry's copy and keeps serving the cached one until that swaps in."""
+        model = self.current
+        if model is None or model.onnx_bytes is None:
+            return "differs"
+        try:
+            recorded = await asyncio.wait_for(
+                asyncio.to_thread(self._recorded_sha256, version), RESOLVE_TIMEOUT_S
+            )
+        except Exception as exc:
+            self.last_error = self.settings.redact(
+                f"confirming the cached version: {type(exc).__name__}: {exc}"
+            )
+            return "error"
+        if recorded == await asyncio.to_thread(lambda: hashlib.sha256(model.onnx_bytes or b"").hexdigest()):
+            self.confirmed = True
+            instruments.MODEL_FROM_CACHE.set(0)
+            logger.info("registry confirmed the cached %s v%s", model.name, model.version)
+            return "confirmed"
+        instruments.CACHE_CORRUPT.inc()
+        self.last_error = f"cached version {version} differs from the registry's; reloading it"
+        logger.warning("model %s", self.last_error)
+        return "differs"
+
+    def _recorded_sha256(self, version: str) -> str | None:
+        sha: str | None = self._registry.version(version).tags.get("onnx_sha256")
+        return sha
+
+    def _from_cache(self) -> LoadedModel | None:
+        """The newest cached version served under this alias that passes every check (no mlflow)."""
+        assert self.cache is not None
+        name = self.settings.registered_model_name(self.project)
+        try:
+            return self.cache.load(self.alias, name, threads=1)
+        except Exception:  # an unreadable cache folder must not stop the service starting
+            logger.exception("model cache unreadable")
+            return None
+
+    def _to_cache(self, model: LoadedModel) -> None:
+        assert self.cache is not None
+        try:
+            self.cache.save(model, self.alias)
+        except Exception:  # a full disk must not fail a swap that already happened
+            logger.exception("could not cache %s v%s", model.name, model.version)
+
     def _load_and_smoke_test(self, version: str) -> LoadedModel:
         from mlops import runtime
 
         return runtime.load_checked(self.settings, self.project, version, threads=1)
 
-    def _swap(self, model: LoadedModel) -> None:
+    def _swap(self, model: LoadedModel, *, source: str = "registry") -> None:
         previous = self.current
         self.current = model  # one reference assignment: requests see the old or the new model, whole
+        self.source, self.confirmed = source, source == "registry"
+        instruments.MODEL_FROM_CACHE.set(0 if self.confirmed else 1)
         if previous is not None:
             labels = (previous.name, previous.version, self.alias, previous.runtime)
             instruments.MODEL_INFO.labels(*labels).set(0)  # multiprocess mode keeps removed series: zero it
@@ -144,7 +225,20 @@ class ModelManager:
         instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
         instruments.MODEL_LOADED.set(1)
         instruments.SWAPS.labels(result="success").inc()
-        logger.info("serving %s v%s (%s)", model.name, model.version, model.runtime)
+        logger.info("serving %s v%s (%s, from the %s)", model.name, model.version, model.runtime, source)
+
+    def _withdraw(self) -> None:
+        """Stop serving ``current`` (not ready until a good version swaps in)."""
+        model, self.current, self.source, self.confirmed = self.current, None, None, False
+        if model is not None:
+            instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(0)
+        instruments.MODEL_LOADED.set(0)
+        instruments.MODEL_FROM_CACHE.set(0)
+        logger.error(
+            "stopped serving %s v%s: its cached copy is not the registry's",
+            model and model.name,
+            model and model.version,
+        )
 
     def _set_reachable(self, ok: bool, error: str) -> None:
         self.registry_reachable = ok
@@ -172,6 +266,8 @@ class ModelManager:
         return {
             "model_loaded": self.current is not None,
             "model_version": self.current.version if self.current else None,
+            "source": self.source if self.current else None,
+            "registry_confirmed": self.confirmed if self.current else False,
             "registry_reachable": self.registry_reachable,
             "last_poll": self.last_poll.isoformat() if self.last_poll else None,
             "last_error": self.last_error or None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from mlops.projects import get_project
 from mlops.spec import Feature, ProjectSpec
@@ -78,9 +78,40 @@ class ModelInfo(BaseModel):
 
 
 class Feedback(BaseModel):
+    """The body of ``POST /feedback``; ``feedback_model`` narrows ``true_label`` to the project's labels."""
+
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=100)
     true_label: int | str = Field(description="Class id or class name.")
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """JSON's ``true`` is not the class id 1 (Python's ``True == 1`` would let it through the enum)."""
+    if isinstance(value, bool):
+        raise ValueError("a class id or a class name, not a boolean")
+    return value
+
+
+@cache
+def feedback_model(project: str) -> type[Feedback]:
+    return build_feedback_model(get_project(project))
+
+
+def build_feedback_model(spec: ProjectSpec) -> type[Feedback]:
+    """``Feedback`` whose ``true_label`` is one of the spec's class ids or class names: the published
+    schema lists exactly the labels the service accepts (an enum), anything else is a 422."""
+    labels = (*range(len(spec.class_names)), *spec.class_names)
+    description = "Class id or class name: " + ", ".join(
+        f"{i} = {name}" for i, name in enumerate(spec.class_names)
+    )
+    label: Any = Annotated[Literal[labels], BeforeValidator(_not_a_boolean)]
+    model: type[Feedback] = create_model(
+        "Feedback",
+        __base__=Feedback,
+        __doc__="The true label of a logged prediction, by the prediction's request id.",
+        true_label=(label, Field(description=description)),
+    )
+    return model
 
 
 class FeedbackResult(BaseModel):

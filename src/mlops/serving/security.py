@@ -1,7 +1,9 @@
 """API keys: an admin key guards state-changing routes, an optional key guards predictions.
 
 Keys come only from the environment. An admin route with no admin key configured refuses every
-call (503): never open by default. 401 without a key, 403 with a wrong one; constant-time compare.
+call: never open by default. That refusal is a 403 naming the setting to set, not a 503: the
+service is up, the route is closed by configuration (monitoring counts a 5xx as an outage, a fuzzer
+as a server error). 401 without a key, 403 with a wrong one; constant-time compare.
 A setting may hold ``NEW,OLD`` while clients move to a new key (docs/operations.md, rotation).
 ``check_key`` is the one check: the admin routes reach it through a dependency, the prediction
 routes (which read their request themselves, see routes/predict.py) through ``check_request_key``.
@@ -28,8 +30,9 @@ SECURITY_SCHEMES: dict[str, Any] = {
 def check_key(provided: str | None, expected: list[str], *, required: bool, what: str) -> None:
     if not expected:
         if required:
+            hint = f"set MLOPS_{what.upper()}_API_KEY to enable it"
             raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE, f"{what} is disabled: no {what} key configured"
+                status.HTTP_403_FORBIDDEN, f"{what} routes are disabled: no {what} key configured ({hint})"
             )
         return
     if not provided:
@@ -51,5 +54,8 @@ async def require_admin(request: Request, key: Annotated[str | None, Depends(api
 
 AdminKey = Depends(require_admin)
 KEY_ERRORS = {401: "Missing X-API-Key", 403: "Wrong API key"}
-ADMIN_ERRORS = problems(KEY_ERRORS | {503: "No admin key configured: admin routes are disabled"})
+NO_ADMIN_KEY = (
+    "Wrong API key, or no admin key configured: admin routes are disabled (set MLOPS_ADMIN_API_KEY)"
+)
+ADMIN_ERRORS = problems(KEY_ERRORS | {403: NO_ADMIN_KEY})
 PREDICT_ERRORS = problems(KEY_ERRORS)

@@ -11,6 +11,7 @@ change share the audit row's transaction.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,8 +25,6 @@ from mlops.stores.migrate import ensure_schema
 from mlops.stores.tables import rollouts
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from mlops.settings import Settings
 
 Mode = Literal["shadow", "canary"]
@@ -137,7 +136,10 @@ class RolloutStore:
         self._ready()
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(rollouts).where(rollouts.c.project == project).order_by(rollouts.c.id.desc()).limit(1)
+                sa.select(rollouts)
+                .where(rollouts.c.project == project)
+                .order_by(rollouts.c.id.desc())
+                .limit(1)
             ).first()
         return _rollout(row) if row is not None else None
 
@@ -148,10 +150,10 @@ class RolloutStore:
         return _rollout(row) if row is not None else None
 
     # ----- changes: each one transaction (or the caller's ``conn``) -----
-    def transaction(self) -> Iterator[sa.Connection]:
+    def transaction(self) -> AbstractContextManager[sa.Connection]:
         """A write transaction on the control database (the audit row can join it)."""
         self._ready()
-        return write_transaction(self.engine)  # type: ignore[return-value]
+        return write_transaction(self.engine)
 
     def start(
         self,
@@ -197,8 +199,9 @@ class RolloutStore:
                     f"{which} is already active for {project!r}",
                     hint="`mlops rollout status`; end it with `mlops rollout promote` or `abort` first",
                 ) from None
-            rollout_id = int(result.inserted_primary_key[0])
-            row = c.execute(sa.select(rollouts).where(rollouts.c.id == rollout_id)).one()
+            key = result.inserted_primary_key
+            assert key is not None
+            row = c.execute(sa.select(rollouts).where(rollouts.c.id == int(key[0]))).one()
         return _rollout(row)
 
     def update(
@@ -266,9 +269,7 @@ class RolloutStore:
                 )
         return _rollout(row)
 
-    def _conn(self, conn: sa.Connection | None) -> Any:
-        from contextlib import nullcontext
-
+    def _conn(self, conn: sa.Connection | None) -> AbstractContextManager[sa.Connection]:
         return nullcontext(conn) if conn is not None else self.transaction()
 
     def dispose(self) -> None:

@@ -119,6 +119,8 @@ predictions = sa.Table(
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("probabilities", sa.Text, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
+    # p0003: a version's rows in a time window (the online evidence of rollouts)
+    sa.Index("ix_predictions_pva", "project", "model_version", "at"),
 )
 
 # A label belongs to the REQUEST, not to a version: one row per request id (a second label replaces
@@ -170,4 +172,5 @@ scorings = sa.Table(
     sa.Column("latency_ms", sa.Float),
     sa.Column("error", sa.Text),
     sa.UniqueConstraint("request_id", "model_version", name="uq_scorings_request_version"),
+    sa.Index("ix_scorings_pva", "project", "model_version", "at"),
 )

@@ -254,3 +254,22 @@ def test_promote_refuses_a_candidate_not_shown_noninferior(env, iris_spec) -> No
         rollout.promote(settings, iris_spec, "ana", "close enough?")
     assert any("non-inferiority margin" in r for r in refused.value.reasons)
     assert Registry(settings, "iris").alias_version("production") == production
+
+
+def test_promote_needs_an_allowed_approver_and_an_unmoved_production(env, iris_spec) -> None:
+    settings, production, candidate, writer = env
+    rollout.start(settings, iris_spec, candidate, "canary", 25, "ana", "canary it")
+    writer.canary(candidate, production, ok=60, prod=60)  # enough requests, no labels yet
+    listed = settings.model_copy(update={"approvers": "dr.bo"})
+    with pytest.raises(PromotionRefused) as refused:
+        rollout.promote(listed, iris_spec, "ana", "ship it")
+    assert refused.value.reasons == ["promotion to production needs an approver (--approver)"]
+    with pytest.raises(PromotionRefused) as refused:
+        rollout.promote(listed, iris_spec, "ana", "ship it", approver="eve")
+    assert refused.value.reasons == ["approver 'eve' is not in MLOPS_APPROVERS"]
+    Registry(settings, "iris").set_alias("production", candidate)  # someone promoted by hand meanwhile
+    with pytest.raises(PromotionRefused) as refused:
+        rollout.promote(listed, iris_spec, "ana", "ship it", approver="dr.bo")
+    assert any(f"production moved from v{production} to v{candidate}" in r for r in refused.value.reasons)
+    refusals = [a for a in actions(settings) if a[0] == "rollout.promote"]
+    assert refusals == [("rollout.promote", "refused", "candidate")] * 3

@@ -30,8 +30,9 @@ def shared_settings(tmp_path_factory: pytest.TempPathFactory):
     settings = Settings(home=tmp_path_factory.mktemp("serving") / "state", actor="pytest", **SERVICE)
     configure_libraries(settings)
     train_register_promote(settings, "iris")
-    # No background poll: apps of other tests share this process's metrics.
-    return settings.model_copy(update={"poll_interval_s": 3600.0})
+    # No background poll: apps of other tests share this process's metrics. No model cache: an app
+    # of an earlier test would fill it, and a later one would start from it instead of the registry.
+    return settings.model_copy(update={"poll_interval_s": 3600.0, "model_cache": False})
 
 
 @pytest.fixture(scope="module")

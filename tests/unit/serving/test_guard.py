@@ -1,31 +1,44 @@
-"""The rollout guard of the service (``serving/guard.py``) on real SQLite stores: of two workers only
-the lease holder checks; the leader ends a failing canary and counts the breach; the lease passes
-on when the leader stops; the background task survives a store outage and stops cleanly."""
+"""The rollout guard of the service (``serving/guard.py``) on real stores, SQLite and PostgreSQL: of
+two workers only the lease holder checks; the leader ends a failing canary and counts the breach;
+the lease passes on when the leader stops; the background task survives a store outage and stops
+cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from tests.support.control_db import control_databases
 from tests.support.rollout_evidence import EvidenceWriter
 
 from mlops.serving import guard
 from mlops.settings import Settings
+from mlops.stores import migrate
 from mlops.stores.leases import LeaseStore
 from mlops.stores.rollouts import RolloutStore
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        home=tmp_path / "state",
-        actor="pytest",
-        rollout_guard_interval_s=0.05,
-        rollout_guard_lease_s=30,
-        rollout_min_requests=50,
-    )
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The control database and the prediction log on SQLite files, or both in one fresh database
+    of the machine's PostgreSQL (the lease's compare-and-set on the server's clock)."""
+    urls: dict[str, str] = {}
+    with control_databases(request.param, tmp_path) as make:
+        if request.param == "postgresql":
+            url = make()
+            migrate.upgrade(url, ["predictions"])
+            urls = {"audit_db_url": url, "prediction_log_url": url}
+        yield Settings(
+            home=tmp_path / "state",
+            actor="pytest",
+            rollout_guard_interval_s=0.05,
+            rollout_guard_lease_s=30,
+            rollout_min_requests=50,
+            **urls,
+        )
 
 
 def start_canary(settings: Settings) -> int:
@@ -95,8 +108,8 @@ def test_the_background_guard_leads_checks_and_releases_on_stop(settings: Settin
     assert REGISTRY.get_sample_value("mlops_rollout_guard_leader") == 0.0
 
 
-def test_a_store_outage_never_reaches_the_service(settings: Settings, tmp_path: Path) -> None:
-    down = settings.model_copy(update={"audit_db_url": f"sqlite:///{tmp_path / 'no' / 'such' / 'dir'}/\0.db"})
+def test_a_store_outage_never_reaches_the_service(settings: Settings) -> None:
+    down = settings.model_copy(update={"audit_db_url": "postgresql://postgres@127.0.0.1:1/control"})
     round_ = guard.GuardRound(down, "iris")
     assert round_() is None and not round_.leader
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from pydantic import ValidationError
 
 from mlops.projects import PROJECTS, get_project
-from mlops.serving.schemas import build_row_model, row_model
+from mlops.serving.schemas import build_row_model, feedback_model, row_model
 from mlops.spec import Feature
 
 
@@ -43,3 +44,18 @@ def test_every_project_example_is_a_valid_request(project: str) -> None:
     spec = get_project(project)
     row = row_model(project).model_validate(spec.example)
     assert set(row.model_dump()) == set(spec.feature_names)
+
+
+def test_feedback_schema_lists_the_labels_the_service_accepts() -> None:
+    """The published enum is what validation accepts: ids and names, nothing else (no "" nor true)."""
+    Body = feedback_model("iris")
+    schema = Body.model_json_schema()["properties"]["true_label"]
+    assert schema["enum"] == [0, 1, 2, "setosa", "versicolor", "virginica"]
+    for label in schema["enum"]:
+        assert Body.model_validate({"request_id": "r", "true_label": label}).true_label == label
+    for bad in ("", "0", 3, -1, True, "Setosa", None):
+        with pytest.raises(ValidationError):
+            Body.model_validate_json(json.dumps({"request_id": "r", "true_label": bad}))
+    names = get_project("readmission").class_names
+    enum = feedback_model("readmission").model_json_schema()["properties"]["true_label"]["enum"]
+    assert enum == [0, 1, *names]

@@ -84,3 +84,34 @@ def test_a_change_joins_the_callers_transaction(store: RolloutStore) -> None:
         store.end(r.id, expected_generation=1, state="aborted", conn=conn)
         raise RuntimeError("the audit row failed")  # rolls the end back with it
     assert store.active("iris") == r
+
+
+def test_two_racing_starts_leave_one_active_rollout(store: RolloutStore) -> None:
+    import threading
+
+    barrier = threading.Barrier(4)
+    won: list[int] = []
+    lost: list[str] = []
+
+    def race(candidate: str) -> None:
+        barrier.wait()
+        try:
+            won.append(start(store, candidate=candidate).id)
+        except RolloutConflict as exc:
+            lost.append(str(exc))
+
+    threads = [threading.Thread(target=race, args=(str(v),)) for v in range(2, 6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 3 and all("already active" in m for m in lost)
+    assert store.active("iris").id == won[0]
+
+
+def test_an_operator_and_the_guard_ending_from_one_read_end_it_once(store: RolloutStore) -> None:
+    r = start(store)
+    store.end(r.id, expected_generation=r.generation, state="rolled_back", incident={"breach": "latency"})
+    with pytest.raises(RolloutConflict, match="state rolled_back"):
+        store.end(r.id, expected_generation=r.generation, state="aborted")
+    assert store.get(r.id).incident == {"breach": "latency"}

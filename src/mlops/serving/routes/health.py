@@ -1,4 +1,5 @@
-"""Liveness and readiness."""
+"""Liveness and readiness; readiness also says where the model came from and whether the registry
+has vouched for it (a service started from its local cache serves before its first poll)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,29 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/ready",
-    summary="Readiness: 503 until a model is loaded; reports registry reachability",
+    summary="Readiness: 503 until a model is loaded; says where it came from and if the registry answers",
     responses={503: {"description": "No model loaded yet"}},
 )
 async def ready(manager: ManagerDep) -> JSONResponse:
     state: dict[str, Any] = manager.state()
     state["status"] = "ready" if state["model_loaded"] else "loading"
+    state["detail"] = _detail(state)
     code = status.HTTP_200_OK if state["model_loaded"] else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(state, status_code=code)
+
+
+def _detail(state: dict[str, Any]) -> str:
+    """One sentence for a human reading the probe: what serves, from where, vouched for or not."""
+    if state["last_poll"] is None:
+        registry = "the registry has not been polled yet"
+    else:
+        registry = "the registry answers" if state["registry_reachable"] else "the registry is unreachable"
+    if not state["model_loaded"]:
+        return f"no model loaded yet; {registry}"
+    version = state["model_version"]
+    if state["source"] == "cache" and not state["registry_confirmed"]:
+        return (
+            f"serving version {version} from the local cache, not yet confirmed by the registry; {registry}"
+        )
+    where = "the local cache, confirmed by the registry" if state["source"] == "cache" else "the registry"
+    return f"serving version {version} from {where}; {registry}"

@@ -65,14 +65,27 @@ def test_feedback_errors(client: TestClient) -> None:
     request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
     unknown = client.post("/feedback", json={"request_id": "nope", "true_label": 0}, headers=ADMIN)
     assert unknown.status_code == 404
-    for label in (7, -1, "daisy"):
+    for label in (7, -1, "daisy", "", "0", True, None):
         r = client.post("/feedback", json={"request_id": request_id, "true_label": label}, headers=ADMIN)
-        assert r.status_code == 422
-        assert r.json()["detail"][0] | {"msg": ""} == {  # the shape of every other 422
-            "type": "value_error",
-            "loc": ["body", "true_label"],
-            "msg": "",
-            "input": label,
-        }
+        assert r.status_code == 422, (label, r.text)
+        error = r.json()["detail"][0]
+        assert (error["loc"], error["input"]) == (["body", "true_label"], label)  # the shape of every 422
+        assert error["msg"]
     r = client.post("/feedback", json={"request_id": request_id}, headers=ADMIN)
     assert r.status_code == 422 and "true_label" in r.text
+
+
+def test_the_published_schema_lists_the_labels_the_service_accepts(client: TestClient) -> None:
+    """The contract and the server agree: the enum holds every class id and name, and the issue's
+    example (an empty label) is refused by the schema, before any lookup."""
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    schema = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert schema["properties"]["true_label"]["enum"] == [0, 1, 2, "setosa", "versicolor", "virginica"]
+    assert schema["additionalProperties"] is False and set(schema["required"]) == {"request_id", "true_label"}
+    r = client.post("/feedback", json={"request_id": "0", "true_label": ""}, headers=ADMIN)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "literal_error"
+    request_id = client.post("/predict", json=EXAMPLE).json()["request_id"]
+    for label in schema["properties"]["true_label"]["enum"]:  # every listed label is accepted
+        r = client.post("/feedback", json={"request_id": request_id, "true_label": label}, headers=ADMIN)
+        assert r.status_code == 200, (label, r.text)

@@ -1,4 +1,5 @@
-"""predictions: scorings besides the answer (a shadow version's prediction, a canary candidate's failure).
+"""predictions: scorings besides the answer (a shadow version's prediction, a canary candidate's failure);
+an index on (project, model_version, at) of both tables for the rollouts' evidence windows.
 
 Revision ID: p0003
 Revises: p0002
@@ -37,9 +38,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_scorings_request_id", "scorings", ["request_id"])
     op.create_index("ix_scorings_at", "scorings", ["at"])
+    op.create_index("ix_scorings_pva", "scorings", ["project", "model_version", "at"])
+    op.create_index("ix_predictions_pva", "predictions", ["project", "model_version", "at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_predictions_pva", table_name="predictions")
+    op.drop_index("ix_scorings_pva", table_name="scorings")
     op.drop_index("ix_scorings_at", table_name="scorings")
     op.drop_index("ix_scorings_request_id", table_name="scorings")
     op.drop_table("scorings")
