@@ -380,6 +380,9 @@ class RolloutFollower:
         return time.monotonic() - failed_at >= RETRY_FAILED_S
 
     async def _load(self, rollout: Rollout) -> LoadedModel | None:
+        serving = self.manager.current
+        if serving is not None and serving.version == rollout.candidate:
+            return serving  # the candidate is what production serves (a rollout of it): loaded already
         try:
             model = await asyncio.to_thread(self._load_checked, rollout.candidate)
         except Exception as exc:
