@@ -287,6 +287,7 @@ class RolloutFollower:
         self._store: RolloutStore | None = None
         self._reading: asyncio.Future[Rollout | None] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loading: asyncio.Task[None] | None = None  # the candidate's load, when one is under way
         self._stopping = False
         self._gauge: tuple[str, str, str, str] | None = None
         self._canary: dict[tuple[str, str], Any] = {}
@@ -300,10 +301,11 @@ class RolloutFollower:
 
     async def stop(self) -> None:
         self._stopping = True
-        task, self._task = self._task, None
-        while task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
+        for task in (self._task, self._loading):
+            while task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
+        self._task = self._loading = None
         await self.shadow.stop()
         self._set_gauge(None)
         if self._store is not None:
@@ -349,31 +351,33 @@ class RolloutFollower:
         return self.status()
 
     async def _follow(self, rollout: Rollout | None) -> None:
+        """Publish the view of ``rollout`` at once (a ramp, a mode change, an end: no load to wait
+        for); a candidate still to load is loaded by a task of its own, so a slow load (the first
+        one imports mlflow) never holds up the next poll: a ramp or an abort meanwhile is seen on time."""
         current = self.view
         if rollout is None:
             if current is not None:
                 logger.info("rollout %s ended: production answers everything", current.rollout.id)
                 self._publish(None)
             return
-        same = current is not None and current.rollout.id == rollout.id
-        kept = current.candidate if same and current is not None else None
-        if kept is not None and kept.version != rollout.candidate:
-            kept = None
-        if kept is not None:  # a ramp or a mode change: the same model, the new view at once
-            if current is None or current.rollout.generation != rollout.generation:
-                self._publish(RolloutView.of(rollout, kept))
+        kept = None
+        if current is not None and current.rollout.id == rollout.id and current.candidate is not None:
+            kept = current.candidate if current.candidate.version == rollout.candidate else None
+        if current is None or (current.rollout.id, current.rollout.generation) != (
+            rollout.id,
+            rollout.generation,
+        ):
+            self._publish(RolloutView.of(rollout, kept))  # production answers until the candidate is loaded
+        if kept is None and self._due(rollout) and (self._loading is None or self._loading.done()):
+            self._loading = asyncio.create_task(self._load_and_publish(rollout), name="rollout-candidate")
+
+    async def _load_and_publish(self, rollout: Rollout) -> None:
+        model = await self._load(rollout)
+        latest = self.view  # the record may have moved on meanwhile (a ramp): its latest view
+        if model is None or latest is None or latest.candidate is not None:
             return
-        unchanged = same and current is not None and current.rollout.generation == rollout.generation
-        if unchanged and not self._due(rollout):
-            return  # its candidate failed to load: production answers until the retry
-        # Known at once (production answers meanwhile), answered by the candidate once it is loaded.
-        self._publish(RolloutView.of(rollout, None))
-        if not self._due(rollout):
-            return
-        candidate = await self._load(rollout)
-        latest = self.view
-        if latest is not None and latest.rollout.id == rollout.id and latest.candidate is None:
-            self._publish(RolloutView.of(rollout, candidate))
+        if (latest.rollout.id, latest.rollout.candidate) == (rollout.id, rollout.candidate):
+            self._publish(RolloutView.of(latest.rollout, model))
 
     def _due(self, rollout: Rollout) -> bool:
         failed_at = self.failed.get((rollout.id, rollout.candidate), -math.inf)
