@@ -351,6 +351,11 @@ async def switch_run(
             written = time.perf_counter()
             new_tag = None if step == "abort" else f"{rollout.id}.{rollout.generation}"
             await asyncio.sleep(args.observe)
+            deadline = time.perf_counter() + 15.0  # start: until the candidate answers (its first load)
+            while step == "start" and time.perf_counter() < deadline:
+                if any(s[0] >= t0 and s[4] == candidate for s in samples):
+                    break
+                await asyncio.sleep(0.1)
             after = [s for s in samples if s[0] >= t0 and s[2] == 200]
             old = [s[1] for s in after if s[3] == old_tag]
             new = [s[1] for s in after if s[3] == new_tag]
