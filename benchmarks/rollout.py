@@ -351,7 +351,7 @@ async def switch_run(
             written = time.perf_counter()
             new_tag = None if step == "abort" else f"{rollout.id}.{rollout.generation}"
             await asyncio.sleep(args.observe)
-            deadline = time.perf_counter() + 15.0  # start: until the candidate answers (its first load)
+            deadline = time.perf_counter() + 60.0  # start: until the candidate answers (its first load)
             while step == "start" and time.perf_counter() < deadline:
                 if any(s[0] >= t0 and s[4] == candidate for s in samples):
                     break
