@@ -1,5 +1,6 @@
-"""The inference service: ``create_app()`` wires settings, the model manager, the prediction log
-and retrain jobs into one FastAPI app. Run it with ``mlops serve`` (uvicorn, app factory)."""
+"""The inference service: ``create_app()`` wires settings, the model manager, the rollout follower
+and guard, the prediction log and retrain jobs into one FastAPI app. Run it with ``mlops serve``
+(uvicorn, app factory)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,24 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from mlops.configure import configure_libraries
+from mlops.serving.guard import RolloutGuard
 from mlops.serving.jobs import RetrainJobs
 from mlops.serving.middleware import RequestMiddleware
 from mlops.serving.model_manager import ModelManager
 from mlops.serving.prediction_writer import PredictionWriter
 from mlops.serving.problems import validation_error
-from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain
+from mlops.serving.rollout import RolloutFollower
+from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain, rollout
 from mlops.settings import Settings, get_settings
 
-ROUTERS = (health.router, model.router, retrain.router, feedback.router, prometheus.router)
+ROUTERS = (health.router, model.router, retrain.router, feedback.router, rollout.router, prometheus.router)
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
     settings = configure_libraries(settings or get_settings())
     manager = ModelManager(settings, settings.project, settings.serving_alias)
+    follower = RolloutFollower(settings, settings.project, manager)
+    guard = RolloutGuard(settings, settings.project)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +39,11 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         )
         log.start()
         await manager.start()  # loads the alias target once, then polls it in the background
+        follower.start(log)  # follows the active rollout (candidate, routing, shadow scoring)
+        guard.start()  # one leader among the workers ends a canary that breaches its budgets
         yield
+        await guard.stop()
+        await follower.stop()  # before the drain: its last shadow records reach the log's queue
         # uvicorn has finished the in-flight requests: every prediction is in the queue. Drain it
         # first, so that nothing else's shutdown eats into the drain's time.
         await log.stop()
@@ -45,9 +54,10 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         title=f"mlops inference: {settings.project}", version="1", lifespan=lifespan, description=__doc__
     )
     app.state.settings, app.state.manager = settings, manager
+    app.state.rollout, app.state.guard = follower, guard
     app.add_exception_handler(RequestValidationError, validation_error)
     keys = settings.api_keys("predict_api_key")  # parsed once: settings are fixed per process
-    predict.add_routes(app, settings.project, keys=keys)
+    predict.add_routes(app, settings.project, keys=keys, rollout=follower)
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = _openapi(app, settings.project)  # type: ignore[method-assign]

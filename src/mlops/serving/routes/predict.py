@@ -47,6 +47,7 @@ from mlops.serving import instruments
 from mlops.serving.deps import current_model
 from mlops.serving.prediction_writer import PredictionWriter
 from mlops.serving.problems import NO_MODEL, NOT_JSON, problems
+from mlops.serving.rollout import RolloutFollower, RolloutView
 from mlops.serving.schemas import BatchPrediction, Prediction, batch_model, row_model
 from mlops.serving.security import PREDICT_ERRORS, SECURITY_SCHEMES, check_request_key
 from mlops.stores.predictions import Record
@@ -183,18 +184,66 @@ def _results(
 
 
 class _JSONBytes(Response):
-    """A 200 with a JSON body already encoded: ``Response`` without its header building."""
+    """A 200 with a JSON body already encoded: ``Response`` without its header building. It names
+    the version that answered (``X-Model-Version``) and, during a rollout, its record as this worker
+    follows it (``X-Rollout``: id.generation)."""
 
     media_type = "application/json"
 
-    def __init__(self, content: Any) -> None:
+    def __init__(self, content: Any, version: str, rollout: bytes | None = None) -> None:
         self.body = to_json(content)
         self.status_code = 200
         self.background = None
-        self.raw_headers = [(b"content-length", str(len(self.body)).encode()), _JSON_TYPE]
+        self.raw_headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            _JSON_TYPE,
+            (b"x-model-version", version.encode()),
+        ]
+        if rollout is not None:
+            self.raw_headers.append((b"x-rollout", rollout))
 
 
 _JSON_TYPE = (b"content-type", b"application/json")
+
+
+# ----- a rollout: which version answers, and the shadow's copy -----
+def _routing_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-routing-key":
+            return value.decode("latin-1")
+    return None
+
+
+async def _score_rollout(
+    follower: RolloutFollower,
+    view: RolloutView,
+    request: Request,
+    model: LoadedModel,
+    rows: list[dict[str, Any]],
+    ids: list[str],
+) -> tuple[LoadedModel, Any, Any, float]:
+    """Score ``rows`` during a rollout: (the model that answered, classes, probabilities, start time).
+
+    Canary: the candidate answers the routing key's requests (``X-Routing-Key``, else the request
+    id), and production answers when the candidate raises (counted and logged; the client sees no
+    error). Shadow: production answers, then the selected requests are queued for the candidate
+    (never awaited: ``rollout.ShadowScorer``)."""
+    if view.rollout.mode == "canary":
+        candidate = view.route(_routing_key(request.scope["headers"]) or request.scope["state"]["request_id"])
+        if candidate is not None:
+            started = time.perf_counter()
+            try:
+                classes, proba = await _predict(candidate, rows)
+            except Exception as exc:
+                follower.canary_failed(candidate, ids, exc)
+            else:
+                follower.canary_result(candidate.version, "ok", len(rows), time.perf_counter() - started)
+                return candidate, classes, proba, started
+    started = time.perf_counter()
+    classes, proba = await _predict(model, rows)
+    if view.candidate is not None and view.rollout.mode == "shadow" and view.selects(ids[0]):
+        follower.shadow.submit(view.candidate, rows, ids, classes)
+    return model, classes, proba, started
 
 
 # ----- the routes and their documentation -----
@@ -237,8 +286,9 @@ def openapi_components(project: str) -> dict[str, dict[str, Any]]:
     return {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES}
 
 
-def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
-    """The prediction routes for ``project``'s generated schema; ``keys``: the predict keys (none: open).
+def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutFollower) -> None:
+    """The prediction routes for ``project``'s generated schema; ``keys``: the predict keys (none: open);
+    ``rollout``: the worker's rollout follower (its ``view`` is read once per request).
 
     Added to the app itself (a route of an included router is matched through FastAPI's inclusion
     layer on every request) and moved to the front of its routes: a request is matched against each
@@ -253,11 +303,19 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
     async def predict(request: Request) -> Response:
         data = (await _read(request, Row, keys)).model_dump()
         state = request.app.state
+        log = state.prediction_log
+        log.admit()  # lossless setting, spool full: a 503, never an unlogged answer
         model = current_model(state.manager)  # fixed for this request, whatever a swap does meanwhile
-        started = time.perf_counter()
-        classes, proba = await _predict(model, [data])
+        view = rollout.view  # likewise; None (no rollout): nothing else to do
         ids = [request.scope["state"]["request_id"]]
-        return _JSONBytes(_results(model, state.prediction_log, [data], classes, proba, ids, started)[0])
+        if view is None:
+            started = time.perf_counter()
+            classes, proba = await _predict(model, [data])
+            return _JSONBytes(_results(model, log, [data], classes, proba, ids, started)[0], model.version)
+        model, classes, proba, started = await _score_rollout(rollout, view, request, model, [data], ids)
+        return _JSONBytes(
+            _results(model, log, [data], classes, proba, ids, started)[0], model.version, view.tag
+        )
 
     async def predict_batch(request: Request) -> Response:
         batch = await _read(request, Batch, keys)
@@ -270,12 +328,19 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str]) -> None:
                 status.HTTP_413_CONTENT_TOO_LARGE,
                 {"field": "rows", "msg": f"{len(rows)} rows exceed the maximum of {limit}"},
             )
-        started = time.perf_counter()
-        classes, proba = await _predict(model, rows)
+        state.prediction_log.admit()
         base = request.scope["state"]["request_id"]
         ids = [f"{base}-{i}" for i in range(len(rows))]
+        view = rollout.view
+        tag = None
+        if view is None:
+            started = time.perf_counter()
+            classes, proba = await _predict(model, rows)
+        else:  # the whole batch goes to one version, by the request's key
+            model, classes, proba, started = await _score_rollout(rollout, view, request, model, rows, ids)
+            tag = view.tag
         predictions = _results(model, state.prediction_log, rows, classes, proba, ids, started)
-        return _JSONBytes({"predictions": predictions, "model_version": model.version})
+        return _JSONBytes({"predictions": predictions, "model_version": model.version}, model.version, tag)
 
     common: dict[str, Any] = {"methods": ["POST"], "tags": ["predict"], "route_class_override": RequestRoute}
     app.router.add_api_route(
