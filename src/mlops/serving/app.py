@@ -22,7 +22,7 @@ from mlops.serving.rollout import RolloutFollower
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain, rollout
 from mlops.settings import Settings, get_settings
 
-ROUTERS = (health.router, model.router, retrain.router, feedback.router, rollout.router, prometheus.router)
+ROUTERS = (health.router, model.router, retrain.router, rollout.router, prometheus.router)
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
@@ -34,9 +34,7 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.prediction_log = log = PredictionWriter.from_settings(settings)
-        app.state.jobs = jobs or RetrainJobs(
-            settings.project, on_done=manager.check, state_dir=settings.state_dir
-        )
+        app.state.jobs = jobs or RetrainJobs(settings.project, on_done=manager.check, settings=settings)
         log.start()
         await manager.start()  # loads the alias target once, then polls it in the background
         follower.start(log)  # follows the active rollout (candidate, routing, shadow scoring)
@@ -58,6 +56,7 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
     app.add_exception_handler(RequestValidationError, validation_error)
     keys = settings.api_keys("predict_api_key")  # parsed once: settings are fixed per process
     predict.add_routes(app, settings.project, keys=keys, rollout=follower)
+    app.include_router(feedback.router_for(settings.project))  # its labels: the use case's classes
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = _openapi(app, settings.project)  # type: ignore[method-assign]

@@ -31,7 +31,7 @@ ERRORS = problems(
 
 def class_id(true_label: int | str, names: list[str]) -> int:
     """The class id of a label given by name or id; a 422 like any other invalid field otherwise
-    (the project's schema has refused those already; the generic ``router`` relies on this)."""
+    (the project's schema refuses those already: this is the route's own check of what it stores)."""
     if isinstance(true_label, str) and not true_label.isdigit():
         if true_label not in names:
             raise _invalid_label(true_label, f"unknown class; one of {names}")
@@ -69,10 +69,7 @@ async def feedback(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResu
 @cache
 def router_for(project: str) -> APIRouter:
     """``POST /feedback`` taking ``project``'s labels (one router per project, made once)."""
-    return _router(feedback_model(project))
-
-
-def _router(body_model: type[Feedback]) -> APIRouter:
+    body_model = feedback_model(project)
     router = APIRouter(tags=["feedback"], dependencies=[AdminKey], responses=ADMIN_ERRORS)
 
     async def endpoint(body: Feedback, log: LogDep, model: ModelDep) -> FeedbackResult:
@@ -88,8 +85,3 @@ def _router(body_model: type[Feedback]) -> APIRouter:
         responses=ERRORS,
     )
     return router
-
-
-# Any label as text or number, checked by ``class_id``: for an app that does not yet include
-# ``router_for(settings.project)``, whose schema lists the labels.
-router = _router(Feedback)

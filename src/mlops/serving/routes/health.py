@@ -1,11 +1,12 @@
 """Liveness and readiness; readiness also says where the model came from and whether the registry
-has vouched for it (a service started from its local cache serves before its first poll)."""
+has vouched for it (a service started from its local cache serves before its first poll), and this
+worker's view of the active rollout."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 
 from mlops.serving.deps import ManagerDep
@@ -23,10 +24,11 @@ async def health() -> dict[str, str]:
     summary="Readiness: 503 until a model is loaded; says where it came from and if the registry answers",
     responses={503: {"description": "No model loaded yet"}},
 )
-async def ready(manager: ManagerDep) -> JSONResponse:
+async def ready(request: Request, manager: ManagerDep) -> JSONResponse:
     state: dict[str, Any] = manager.state()
     state["status"] = "ready" if state["model_loaded"] else "loading"
     state["detail"] = _detail(state)
+    state["rollout"] = request.app.state.rollout.status()  # this worker's view: candidate loaded or why not
     code = status.HTTP_200_OK if state["model_loaded"] else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(state, status_code=code)
 
