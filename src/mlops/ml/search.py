@@ -69,12 +69,36 @@ def open_storage(url: str, state_dir: Path) -> optuna.storages.BaseStorage:
     import optuna
 
     if url:
-        return optuna.storages.RDBStorage(url)
+        return _rdb_storage(url)
     from optuna.storages.journal import JournalFileBackend
 
     path = journal_path(state_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+# pg_advisory_lock key serialising the creation of Optuna's tables (any constant apart from ours).
+_PG_CREATE_LOCK = 0x6F7074756E61  # "optuna"
+
+
+def _rdb_storage(url: str) -> optuna.storages.BaseStorage:
+    """Optuna's RDB storage; on PostgreSQL its first-use table creation under an advisory lock:
+    two workers starting together otherwise race on ``CREATE TYPE`` and one fails (measured)."""
+    import optuna
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name != "postgresql":
+                return optuna.storages.RDBStorage(url)
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_CREATE_LOCK})")
+            try:
+                return optuna.storages.RDBStorage(url)
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_CREATE_LOCK})")
+    finally:
+        engine.dispose()
 
 
 def describe_storage(url: str, state_dir: Path) -> str:

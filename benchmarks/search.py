@@ -1,0 +1,162 @@
+"""Hyperparameter search scale-out: 1 vs 2 worker processes completing one Optuna study of readmission.
+
+The training split is made once as the pipeline makes it (generated rows, sealed slice carved off,
+seeded split) and written to Parquet; each worker is a fresh process with one thread (OpenMP, BLAS:
+``threadpool_limits(1)``; the search's own ``n_jobs`` is 1) that joins one study in a fresh journal
+file and adds trials until the study holds ``--trials`` complete ones. Workers start together at a
+barrier (imports and data loading are not timed). Runs alternate 1, 2, 1, 2, ... ; medians of
+``--runs``; the goal is 2 workers <= 0.6x the wall time of 1.
+
+    .venv/bin/python benchmarks/search.py [--trials 20] [--rows 6000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+def make_training_split(rows: int, seed: int, out: Path) -> int:
+    """Generated readmission rows, sealed slice off, the pipeline's split: the training part to ``out``."""
+    from mlops.data.readmission import cleaning
+    from mlops.data.readmission.generator import generate
+    from mlops.data.split import seal, split
+    from mlops.governance.sealed import columns
+    from mlops.projects import get_project
+    from mlops.settings import Settings
+
+    settings, spec = Settings(), get_project("readmission")
+    rest, _ = seal(cleaning.clean(generate(rows, seed=seed)), columns(spec), settings.sealed_fraction)
+    train, _ = split(rest, spec.target, settings.test_size, seed)
+    train.to_parquet(out)
+    return len(train)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One worker: load, signal ready, wait for the start file, join the study, write a summary."""
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    from mlops.ml import search
+    from mlops.projects import get_project
+
+    spec = get_project("readmission")
+    frame = pd.read_parquet(args.train)
+    storage = search.open_storage("", Path(args.state))
+    Path(args.ready).touch()
+    while not Path(args.go).exists():
+        time.sleep(0.01)
+    cpu = time.process_time()
+    with threadpool_limits(1):
+        result = search.run_search(
+            spec, frame, seed=args.seed, storage=storage, n_trials=args.trials, name="bench", worker=args.index
+        )
+    Path(args.summary).write_text(
+        json.dumps(
+            {
+                "trials_here": result.trials_here,
+                "complete": result.complete_trials,
+                "cpu_seconds": time.process_time() - cpu,
+            }
+        )
+    )
+
+
+def one_run(workers: int, train: Path, trials: int, seed: int, tmp: Path) -> dict[str, Any]:
+    """Wall time from the start signal until every worker exited; trials per worker."""
+    run = Path(tempfile.mkdtemp(dir=tmp))
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT / "src")}
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, __file__, "--worker", "--index", str(i), "--train", str(train)]
+        cmd += ["--state", str(run), "--trials", str(trials), "--seed", str(seed)]
+        cmd += ["--ready", str(run / f"ready{i}"), "--go", str(run / "go"), "--summary", str(run / f"out{i}.json")]
+        procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
+    while not all((run / f"ready{i}").exists() for i in range(workers)):
+        if any(p.poll() not in (None, 0) for p in procs):
+            sys.exit("a worker failed before the start")
+        time.sleep(0.05)
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    (run / "go").touch()
+    codes = [p.wait(timeout=3600) for p in procs]
+    seconds = time.perf_counter() - start
+    if any(codes):
+        sys.exit(f"a worker failed: exit codes {codes}")
+    outs = [json.loads((run / f"out{i}.json").read_text()) for i in range(workers)]
+    return {
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "complete_trials": max(o["complete"] for o in outs),
+        "trials_per_worker": [o["trials_here"] for o in outs],
+        "cpu_seconds_per_trial": round(sum(o["cpu_seconds"] for o in outs) / sum(o["trials_here"] for o in outs), 2),
+        # the machine is shared: the 1-minute load average around the run says how busy it was
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=6000, help="generated readmission rows before the splits")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path, default=RESULTS / "search.json")
+    for name in ("--train", "--state", "--ready", "--go", "--summary"):
+        parser.add_argument(name, default="")
+    parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--index", type=int, default=0)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        train = tmp / "train.parquet"
+        train_rows = make_training_split(args.rows, args.seed, train)
+        runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        for rep in range(args.runs):
+            for workers in (1, 2):
+                result = one_run(workers, train, args.trials, args.seed, tmp)
+                print(f"run {rep + 1}: {workers} worker(s) {result}", flush=True)
+                runs[workers].append(result)
+    median = {w: statistics.median(r["seconds"] for r in rs) for w, rs in runs.items()}
+    ratio = median[2] / median[1]
+    report = {
+        "benchmark": "search",
+        "project": "readmission",
+        "trials": args.trials,
+        "folds": 3,
+        "generated_rows": args.rows,
+        "train_rows": train_rows,
+        "threads_per_worker": 1,
+        "storage": "journal file",
+        "runs": args.runs,
+        "median_seconds": {"1_worker": median[1], "2_workers": median[2]},
+        "ratio_2_over_1": round(ratio, 3),
+        "goal": "2 workers <= 0.6x the time of 1",
+        "goal_met": ratio <= 0.6,
+        "detail": {f"{w}_worker{'s' if w > 1 else ''}": rs for w, rs in runs.items()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("median_seconds", "ratio_2_over_1", "goal_met")}))
+
+
+if __name__ == "__main__":
+    main()
