@@ -376,11 +376,16 @@ def trial_logger(settings: Settings, spec: ProjectSpec, parent_run_id: str) -> A
         }
         run_id = client.create_run(parent.info.experiment_id, tags=tags).info.run_id
         now = int(time.time() * 1000)
-        metrics = [Metric(f"cv_{metric}_fold{i}", float(v), now, 0) for i, v in enumerate(trial.user_attrs.get("fold_scores", []))]
+        metrics = [
+            Metric(f"cv_{metric}_fold{i}", float(v), now, 0)
+            for i, v in enumerate(trial.user_attrs.get("fold_scores", []))
+        ]
         if trial.value is not None:
             metrics.append(Metric(f"cv_{metric}", float(trial.value), now, 0))
         client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in trial.params.items()])
-        client.set_terminated(run_id, "FINISHED" if trial.state.name == "COMPLETE" else RunStatus.to_string(RunStatus.FAILED))
+        client.set_terminated(
+            run_id, "FINISHED" if trial.state.name == "COMPLETE" else RunStatus.to_string(RunStatus.FAILED)
+        )
 
     return log
 

@@ -23,7 +23,8 @@ def train(
         typer.Option(
             "--trials",
             min=0,
-            help="Hyperparameter search trials (Optuna); 0: the use case's default. (env MLOPS_SEARCH_TRIALS)",
+            help="Hyperparameter search trials (Optuna); 0: the use case's default "
+            "(env MLOPS_SEARCH_TRIALS).",
         ),
     ] = None,
     search_timeout: Annotated[
@@ -42,7 +43,9 @@ def train(
     be judged now (registry or a store unreachable or timed out): nothing moved, the refusal is audited;
     exit 5 is a policy refusal."""
     if search_timeout is not None and search_timeout <= 0:
-        raise UsageError(f"--search-timeout must be positive, got {search_timeout}", hint="e.g. --search-timeout 600")
+        raise UsageError(
+            f"--search-timeout must be positive, got {search_timeout}", hint="e.g. --search-timeout 600"
+        )
     settings, name = settings_for(project)
     overrides: dict[str, Any] = {}
     if trials is not None:

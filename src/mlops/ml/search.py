@@ -51,7 +51,7 @@ class SearchResult:
     best_value: float
     best_trial: int
     complete_trials: int
-    trials_here: int  # trials this process ran
+    trials_here: int  # trials this call completed (0: the study already held them all)
     seconds: float
     folds: int
     trials: list[dict[str, Any]] = field(default_factory=list)
@@ -229,19 +229,24 @@ def run_search(
     start = time.perf_counter()
     done_before = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     missing = n_trials - done_before
+    ran: list[int] = []
+
+    def count(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.COMPLETE:
+            ran.append(trial.number)
+
     if missing > 0:
         study.optimize(
             objective(spec, frame, seed, on_fold),
             n_trials=missing,
             timeout=timeout_s,
-            callbacks=[MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,)), *callbacks],
+            callbacks=[count, MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,)), *callbacks],
             gc_after_trial=False,
         )
     seconds = time.perf_counter() - start
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise TimeoutError(f"no trial of study {study.study_name!r} completed within {timeout_s} s")
-    mine = f"{os.uname().nodename}:{os.getpid()}"
     best = study.best_trial
     return SearchResult(
         study_name=study.study_name,
@@ -252,7 +257,7 @@ def run_search(
         best_value=float(best.value if best.value is not None else float("nan")),
         best_trial=best.number,
         complete_trials=len(complete),
-        trials_here=sum(1 for t in complete if t.user_attrs.get("worker") == mine),
+        trials_here=len(ran),
         seconds=seconds,
         folds=spec.search.folds,
         trials=[trial_summary(t) for t in complete],

@@ -79,7 +79,11 @@ def train_model(
     params = (search or {}).get("best_params") or {}
     spec = with_params(get_project(project), params)
     model, threshold = ml.train_with_threshold(spec, train_set, seed)
-    meta: dict[str, Any] = {"estimator": type(model[-1]).__name__, "train_rows": len(train_set), "params": params}
+    meta: dict[str, Any] = {
+        "estimator": type(model[-1]).__name__,
+        "train_rows": len(train_set),
+        "params": params,
+    }
     log_metadata({**meta, "threshold": "argmax" if threshold is None else threshold})
     return model, {"threshold": threshold}
 

@@ -81,7 +81,9 @@ def test_bad_search_requests_are_refused(settings, tmp_path) -> None:
         Distribution("categorical")
     spec = get_project("iris")
     with pytest.raises(ValueError, match="at least 1"):
-        search.run_search(spec, spec.load(settings), seed=0, storage=search.open_storage("", tmp_path), n_trials=0)
+        search.run_search(
+            spec, spec.load(settings), seed=0, storage=search.open_storage("", tmp_path), n_trials=0
+        )
 
 
 def test_a_rerun_joins_its_study_and_adds_only_missing_trials(settings, tmp_path) -> None:
@@ -102,7 +104,8 @@ from mlops.ml import search
 from mlops.projects import get_project
 from mlops.settings import Settings
 
-url, state, index, trials, out = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+url, state, out = sys.argv[1], Path(sys.argv[2]), sys.argv[5]
+index, trials = int(sys.argv[3]), int(sys.argv[4])
 spec = get_project("iris")
 frame = spec.load(Settings())
 storage = search.open_storage(url, state)
@@ -135,7 +138,9 @@ def _check_shared(outs: list[dict], storage, trials: int) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    complete = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.COMPLETE,))
+    complete = optuna.load_study(study_name="shared", storage=storage).get_trials(
+        states=(TrialState.COMPLETE,)
+    )
     # every requested trial completed; a worker whose trial was in flight when the other completed
     # the last one finishes it (MaxTrialsCallback), so at most one more than asked
     assert trials <= len(complete) <= trials + 1
