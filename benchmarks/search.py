@@ -9,6 +9,10 @@ Runs alternate 1, 2, 1, 2, ... ; medians of ``--runs``; the goal is 2 workers <=
 of 1.
 
     .venv/bin/python benchmarks/search.py [--trials 20] [--rows 6000] [--runs 3]
+
+``--train-before REF``: instead, `mlops train` (iris, the default trial count) of this tree against
+the code of git ``REF`` (before the search), alternating fresh processes in fresh state folders;
+medians of ``--runs`` to ``results/search-train-iris.json``: the search keeps `make demo` as fast.
 """
 
 from __future__ import annotations
@@ -127,6 +131,41 @@ def one_run(workers: int, train: Path, trials: int, seed: int, tmp: Path) -> dic
     }
 
 
+def train_before_after(ref: str, runs: int, out: Path) -> None:
+    """Wall time of `mlops train --json` (iris) with this tree's code and with ``ref``'s, alternating."""
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        archive = subprocess.run(["git", "archive", ref, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive.stdout, check=True)
+        code = {"before": tmp / "src", "after": ROOT / "src"}
+        for rep in range(runs):
+            for label in ("before", "after"):
+                state = tmp / f"{label}-{rep}"
+                env = {**os.environ, "PYTHONPATH": str(code[label]), "MLOPS_HOME": str(state)}
+                env["ZENML_CONFIG_PATH"] = str(state / "zenml")
+                start = time.perf_counter()
+                cmd = [sys.executable, "-m", "mlops.cli", "train", "--json"]
+                done = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=900)
+                if done.returncode != 0:
+                    sys.exit(f"{label}: mlops train failed: {done.stderr[-2000:]}")
+                times[label].append(round(time.perf_counter() - start, 2))
+                print(label, rep + 1, times[label][-1], flush=True)
+    median = {k: statistics.median(v) for k, v in times.items()}
+    report = {
+        "benchmark": "mlops train iris, before/after the search step",
+        "before_ref": ref,
+        "runs": runs,
+        "seconds": times,
+        "median_seconds": median,
+        "ratio_after_over_before": round(median["after"] / median["before"], 3),
+        "machine": {"cpus": os.cpu_count(), "load_average_end": round(os.getloadavg()[0], 2)},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report["median_seconds"]), report["ratio_after_over_before"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
@@ -138,9 +177,13 @@ def main() -> None:
         parser.add_argument(name, default="")
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--index", type=int, default=0)
+    parser.add_argument("--train-before", default="", help="git ref: time `mlops train` before/after")
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return
+    if args.train_before:
+        train_before_after(args.train_before, args.runs, RESULTS / "search-train-iris.json")
         return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
