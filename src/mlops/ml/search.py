@@ -9,8 +9,8 @@ when ``settings.search_storage`` is a database URL (server mode: Postgres, its o
 ours), else a journal file under the state folder (Optuna advises against SQLite for parallel
 optimisation; the journal file is safe for several processes on one file system). Every worker
 that joins with the same study name adds trials until the study holds the requested number of
-complete ones (``MaxTrialsCallback``: a worker whose trial is in flight when another completes
-the last one still finishes it, so a study of N trials may end with up to N + workers - 1).
+complete ones: each stops when the complete and running trials reach the budget (two workers
+checking at the same instant may still end a study one trial over).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,7 +212,6 @@ def run_search(
     ``timeout_s`` passes; the best over the whole study. ``worker`` offsets the sampler's seed so
     workers joining one study do not draw the same first trials; worker 0 is reproducible alone."""
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     if not spec.search.parameters:
@@ -240,7 +240,7 @@ def run_search(
             objective(spec, frame, seed, on_fold),
             n_trials=missing,
             timeout=timeout_s,
-            callbacks=[count, MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,)), *callbacks],
+            callbacks=[count, _stop_when_budget_taken(n_trials, timeout_s), *callbacks],
             gc_after_trial=False,
         )
     seconds = time.perf_counter() - start
@@ -262,6 +262,29 @@ def run_search(
         folds=spec.search.folds,
         trials=[trial_summary(t) for t in complete],
     )
+
+
+def _stop_when_budget_taken(
+    n_trials: int, timeout_s: float | None
+) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """Optuna's ``MaxTrialsCallback``, also counting the trials other workers are running: a worker
+    stops when complete + running trials reach ``n_trials``, instead of starting one more that the
+    others will not need. A trial running longer than the search may (``timeout_s``, else an hour)
+    is a dead worker's: it no longer counts."""
+    from optuna.trial import TrialState
+
+    stale_after = timedelta(seconds=timeout_s or 3600.0)
+
+    def stop(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
+        now = datetime.now()
+        taken = 0
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            alive = t.datetime_start is not None and now - t.datetime_start < stale_after
+            taken += t.state == TrialState.COMPLETE or alive
+        if taken >= n_trials:
+            study.stop()
+
+    return stop
 
 
 def trial_summary(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

@@ -141,8 +141,8 @@ def _check_shared(outs: list[dict], storage, trials: int) -> None:
     complete = optuna.load_study(study_name="shared", storage=storage).get_trials(
         states=(TrialState.COMPLETE,)
     )
-    # every requested trial completed; a worker whose trial was in flight when the other completed
-    # the last one finishes it (MaxTrialsCallback), so at most one more than asked
+    # every requested trial completed; each worker stops when complete + running trials reach the
+    # budget, so at most one more than asked (both checking at the same instant)
     assert trials <= len(complete) <= trials + 1
     workers = {t.user_attrs["worker"] for t in complete}
     assert len(workers) == 2  # both processes ran trials of the one study
