@@ -3,7 +3,8 @@
 The training split is made once as the pipeline makes it (generated rows, sealed slice carved off,
 seeded split) and written to Parquet; each worker is a fresh process with one thread (OpenMP, BLAS:
 ``threadpool_limits(1)``; the search's own ``n_jobs`` is 1) that joins one study in a fresh journal
-file and adds trials until the study holds ``--trials`` complete ones. Workers start together at a
+file and runs the trials enqueued there (the same ``--trials`` parameter sets for 1 and 2 workers)
+until the study holds ``--trials`` complete ones. Workers start together at a
 barrier (imports and data loading are not timed), each in its own session (see ``one_run``).
 Runs alternate 1, 2, 1, 2, ... ; medians of ``--runs``; the goal is 2 workers <= 0.6x the wall time
 of 1.
@@ -50,6 +51,36 @@ def make_training_split(rows: int, seed: int, out: Path) -> int:
     return len(train)
 
 
+def trial_plan(trials: int, seed: int) -> list[dict[str, Any]]:
+    """``trials`` parameter sets drawn at random (seeded) from readmission's space: both set-ups run
+    the same trials, so the comparison is the scale-out, not which parameters (and fit costs) two
+    differently seeded samplers happen to draw."""
+    import optuna
+
+    from mlops.ml import search
+    from mlops.projects import get_project
+
+    space = get_project("readmission").search
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    return [search.suggest(draw.ask(), space) for _ in range(trials)]
+
+
+def enqueue(state: Path, plan: list[dict[str, Any]]) -> None:
+    """The study "bench" in a fresh journal file, the planned trials waiting in it."""
+    import optuna
+
+    from mlops.ml import search
+    from mlops.projects import get_project
+
+    study = optuna.create_study(
+        storage=search.open_storage("", state),
+        study_name="bench",
+        direction=search.direction(get_project("readmission")),  # type: ignore[arg-type]
+    )
+    for params in plan:
+        study.enqueue_trial(params)
+
+
 def worker(args: argparse.Namespace) -> None:
     """One worker: load, signal ready, wait for the start file, join the study, write a summary."""
     import pandas as pd
@@ -86,9 +117,11 @@ def worker(args: argparse.Namespace) -> None:
     )
 
 
-def one_run(workers: int, train: Path, trials: int, seed: int, tmp: Path) -> dict[str, Any]:
+def one_run(workers: int, train: Path, plan: list[dict[str, Any]], seed: int, tmp: Path) -> dict[str, Any]:
     """Wall time from the start signal until every worker exited; trials per worker."""
     run = Path(tempfile.mkdtemp(dir=tmp))
+    trials = len(plan)
+    enqueue(run, plan)
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT / "src")}
     procs = []
     for i in range(workers):
@@ -189,10 +222,11 @@ def main() -> None:
         tmp = Path(tmp_name)
         train = tmp / "train.parquet"
         train_rows = make_training_split(args.rows, args.seed, train)
+        plan = trial_plan(args.trials, args.seed)
         runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
         for rep in range(args.runs):
             for workers in (1, 2):
-                result = one_run(workers, train, args.trials, args.seed, tmp)
+                result = one_run(workers, train, plan, args.seed, tmp)
                 print(f"run {rep + 1}: {workers} worker(s) {result}", flush=True)
                 runs[workers].append(result)
     median = {w: statistics.median(r["seconds"] for r in rs) for w, rs in runs.items()}
@@ -206,6 +240,7 @@ def main() -> None:
         "train_rows": train_rows,
         "threads_per_worker": 1,
         "storage": "journal file",
+        "trials_enqueued": "the same seeded random parameter sets in every run (see trial_plan)",
         "runs": args.runs,
         "median_seconds": {"1_worker": median[1], "2_workers": median[2]},
         "ratio_2_over_1": round(ratio, 3),
