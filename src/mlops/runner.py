@@ -131,6 +131,10 @@ def run_outputs(run: Any) -> dict[str, Any]:
     steps = run.steps
     if "register_model" in steps:
         out["model"] = steps["register_model"].outputs["mlflow_model_version"][0].load()
+    if "search_hyperparameters" in steps:
+        search = steps["search_hyperparameters"].outputs["search"][0].load()
+        if search:
+            out["search"] = search
     if "evaluate_model" in steps:
         out["metrics"] = steps["evaluate_model"].outputs["metrics"][0].load()
     if "export_onnx" in steps:

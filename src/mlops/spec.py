@@ -117,6 +117,38 @@ class Behaviour:
 
 
 @dataclass(frozen=True)
+class Distribution:
+    """One hyperparameter's range, declared as data (Optuna reads it in ``mlops.ml.search``):
+    ``int`` or ``float`` between ``low`` and ``high`` (``log``: sampled on a log scale), or one of
+    ``choices`` (``categorical``)."""
+
+    kind: Literal["int", "float", "categorical"]
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+    choices: tuple[str | int | float | bool, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical distribution needs choices")
+        elif not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"bad range [{self.low}, {self.high}] (log={self.log})")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The hyperparameter search of a use case: parameter -> distribution (the names
+    ``build_model`` accepts), the trials a training run makes by default (``settings.search_trials``
+    0 means this) and the cross-validation folds each trial fits on the training split. No
+    parameters: training builds the model with ``build_model``'s defaults, no search."""
+
+    parameters: dict[str, Distribution] = field(default_factory=dict)
+    trials: int = 0
+    folds: int = 3
+
+
+@dataclass(frozen=True)
 class ProjectSpec:
     name: str
     description: str
@@ -124,7 +156,9 @@ class ProjectSpec:
     target: str
     class_names: tuple[str, ...]
     load: Callable[[Settings], pd.DataFrame]
-    build_model: Callable[[ProjectSpec, int], Pipeline]
+    # ``build_model(spec, seed)`` with the defaults, ``build_model(spec, seed, params)`` with the
+    # parameters a search chose (names of ``search.parameters``).
+    build_model: Callable[..., Pipeline]
     primary_metric: str
     example: dict[str, Any]
     data_gate: DataGate = DataGate()
@@ -135,6 +169,7 @@ class ProjectSpec:
     # scoring inputs; None when inputs already are the features.
     prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     behaviour: Behaviour = Behaviour()
+    search: SearchSpace = SearchSpace()
 
     @property
     def feature_names(self) -> list[str]:

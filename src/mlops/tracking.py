@@ -341,3 +341,87 @@ def register(
 
 def dumps_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
+
+
+# ----- hyperparameter search: a parent run per search, one nested run per trial -----
+def start_search_run(settings: Settings, spec: ProjectSpec, study: str, tags: dict[str, str]) -> str:
+    """The parent MLflow run of one search (in the project's experiment); its trials nest under it."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    client = client_for(settings)
+    experiment_id = ensure_experiment(settings, settings.experiment(spec.name), client)
+    run_tags = {MLFLOW_RUN_NAME: f"search {study}", "project": spec.name, "search.study": study, **tags}
+    return str(client.create_run(experiment_id, tags=run_tags).info.run_id)
+
+
+def trial_logger(settings: Settings, spec: ProjectSpec, parent_run_id: str) -> Any:
+    """An Optuna callback logging each finished trial as a run nested under ``parent_run_id``:
+    its parameters, the mean and per-fold cross-validated metric, the worker that ran it. Runs in
+    whichever process ran the trial, so every worker's trials land under the same parent."""
+    from mlflow.entities import Metric, Param, RunStatus
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+    client = client_for(settings)
+    parent = client.get_run(parent_run_id)
+    metric = spec.primary_metric
+
+    def log(study: Any, trial: Any) -> None:
+        tags = {
+            MLFLOW_PARENT_RUN_ID: parent_run_id,
+            MLFLOW_RUN_NAME: f"trial {trial.number}",
+            "search.study": study.study_name,
+            "search.trial": str(trial.number),
+            "search.state": trial.state.name,
+            "search.worker": str(trial.user_attrs.get("worker", "")),
+        }
+        run_id = client.create_run(parent.info.experiment_id, tags=tags).info.run_id
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"cv_{metric}_fold{i}", float(v), now, 0)
+            for i, v in enumerate(trial.user_attrs.get("fold_scores", []))
+        ]
+        if trial.value is not None:
+            metrics.append(Metric(f"cv_{metric}", float(trial.value), now, 0))
+        client.log_batch(run_id, metrics=metrics, params=[Param(k, str(v)) for k, v in trial.params.items()])
+        client.set_terminated(
+            run_id, "FINISHED" if trial.state.name == "COMPLETE" else RunStatus.to_string(RunStatus.FAILED)
+        )
+
+    return log
+
+
+def finish_search_run(settings: Settings, parent_run_id: str, result: dict[str, Any]) -> None:
+    """The search's decision on its parent run: best parameters (``best.<name>``), best value, trials."""
+    from mlflow.entities import Metric, Param
+
+    client = client_for(settings)
+    now = int(time.time() * 1000)
+    params = [Param(f"best.{k}", str(v)) for k, v in result["best_params"].items()]
+    params += [Param(k, str(result[k])) for k in ("metric", "direction", "folds", "storage")]
+    metrics = [
+        Metric(f"best_cv_{result['metric']}", float(result["best_value"]), now, 0),
+        Metric("complete_trials", float(result["complete_trials"]), now, 0),
+        Metric("search_seconds", float(result["seconds"]), now, 0),
+    ]
+    client.log_batch(parent_run_id, metrics=metrics, params=params)
+    client.set_tag(parent_run_id, "search.best_trial", str(result["best_trial"]))
+    client.set_terminated(parent_run_id)
+
+
+def search_tags(search: dict[str, Any]) -> dict[str, str]:
+    """The version tags of a search's outcome (``search.*``); none when training did not search."""
+    if not search.get("study_name"):
+        return {}
+    tags = {
+        "search.study": str(search["study_name"]),
+        "search.storage": str(search["storage"]),
+        "search.metric": str(search["metric"]),
+        "search.best_value": str(search["best_value"]),
+        "search.best_trial": str(search["best_trial"]),
+        "search.trials": str(search["complete_trials"]),
+        "search.folds": str(search["folds"]),
+        "search.mlflow_run_id": str(search.get("mlflow_run_id", "")),
+        "search.best_params": dumps_json(search["best_params"]),
+    }
+    tags.update({f"search.best.{k}": str(v) for k, v in search["best_params"].items()})
+    return tags

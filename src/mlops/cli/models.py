@@ -15,12 +15,45 @@ from mlops.settings import Settings, mask_url
 
 
 @app.command()
-def train(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Run the training pipeline (ZenML): load and seal, validate, split, train, evaluate, register, promote.
+def train(
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials",
+            min=0,
+            help="Hyperparameter search trials (Optuna); 0: the use case's default "
+            "(env MLOPS_SEARCH_TRIALS).",
+        ),
+    ] = None,
+    search_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--search-timeout",
+            help="Seconds the search may take; trials then stop. (env MLOPS_SEARCH_TIMEOUT_S)",
+        ),
+    ] = None,
+) -> None:
+    """Run the training pipeline (ZenML): load and seal, validate, split, search, train, evaluate, register,
+    promote.
 
-    Exit 75 (retryable) when the decision cannot be judged now (registry or a store unreachable or timed
-    out): nothing moved, the refusal is audited; exit 5 is a policy refusal."""
+    The search cross-validates each trial on the training split in a shared Optuna study (another
+    `mlops train` on the same data and settings joins it). Exit 75 (retryable) when the decision cannot
+    be judged now (registry or a store unreachable or timed out): nothing moved, the refusal is audited;
+    exit 5 is a policy refusal."""
+    if search_timeout is not None and search_timeout <= 0:
+        raise UsageError(
+            f"--search-timeout must be positive, got {search_timeout}", hint="e.g. --search-timeout 600"
+        )
     settings, name = settings_for(project)
+    overrides: dict[str, Any] = {}
+    if trials is not None:
+        overrides["search_trials"] = trials
+    if search_timeout is not None:
+        overrides["search_timeout_s"] = search_timeout
+    if overrides:
+        settings = settings.model_copy(update=overrides)
     quiet_libraries()
     from mlops.runner import run_training
 

@@ -1,6 +1,7 @@
-"""load + seal → validate → split → train → evaluate (gate) → export ONNX → register → promote.
+"""load + seal → validate → split → search → train → evaluate (gate) → export ONNX → register → promote.
 
 The sealed slice goes from ``load_data`` straight to ``promote_model``: no step in between sees it.
+The search sees the training split only (its trials cross-validate on it), never the holdout.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from zenml import pipeline
 
 from mlops.steps.data import load_data, split_data, validate_data
 from mlops.steps.register import promote_model, register_model
-from mlops.steps.training import evaluate_model, export_onnx, train_model
+from mlops.steps.training import evaluate_model, export_onnx, search_hyperparameters, train_model
 
 
 @pipeline(enable_cache=False)
@@ -25,7 +26,8 @@ def training_pipeline(
     train_set, holdout = split_data(
         dataset, project=project, test_size=test_size, seed=seed, train_fraction=train_fraction
     )
-    model, decision = train_model(train_set, project=project, seed=seed)
+    search = search_hyperparameters(train_set, project=project, seed=seed, run_settings=run_settings)
+    model, decision = train_model(train_set, project=project, seed=seed, search=search)
     metrics, groups, matrix, _ = evaluate_model(model, holdout, decision, project=project)
     onnx_model, parity = export_onnx(model, holdout, project=project, run_settings=run_settings)
     version, _ = register_model(
@@ -41,6 +43,7 @@ def training_pipeline(
         parity,
         dataset_hash,
         sealed_evidence,
+        search,
         project=project,
         seed=seed,
         run_settings=run_settings,

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mlops.spec import Behaviour, DataGate, Feature, MinimumFunctionality, ModelGate, ProjectSpec
+from mlops.spec import (
+    Behaviour,
+    DataGate,
+    Distribution,
+    Feature,
+    MinimumFunctionality,
+    ModelGate,
+    ProjectSpec,
+    SearchSpace,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,12 +43,30 @@ def load(settings: Settings) -> pd.DataFrame:
     return raw
 
 
-def build_model(spec: ProjectSpec, seed: int) -> Pipeline:
+DEFAULTS: dict[str, Any] = {"n_estimators": 50, "max_depth": 6, "min_samples_leaf": 1}
+
+# A small space and few trials: 150 rows fit in milliseconds, and `make demo` stays about as fast.
+# Tree counts that keep ONNX's float32 average of pure leaves at exactly 1.0 (53 trees give
+# 1.0000006, which the serving smoke test refuses as "not a probability").
+SEARCH = SearchSpace(
+    parameters={
+        "n_estimators": Distribution("categorical", choices=(32, 50, 64)),
+        "max_depth": Distribution("int", 2, 8),
+        "min_samples_leaf": Distribution("int", 1, 5),
+    },
+    trials=4,
+    folds=3,
+)
+
+
+def build_model(spec: ProjectSpec, seed: int, params: dict[str, Any] | None = None) -> Pipeline:
+    """A RandomForest with ``DEFAULTS``, overridden by ``params`` (a search's choice)."""
     from sklearn.ensemble import RandomForestClassifier
 
     from mlops.ml.model import tabular_pipeline
 
-    return tabular_pipeline(spec, RandomForestClassifier(n_estimators=50, max_depth=6, random_state=seed))
+    chosen = {**DEFAULTS, **(params or {})}
+    return tabular_pipeline(spec, RandomForestClassifier(**chosen, n_jobs=1, random_state=seed))
 
 
 # Minimum functionality: textbook measurements of each species (cm), far from the class borders, that
@@ -70,4 +97,5 @@ SPEC = ProjectSpec(
     model_gate=ModelGate(minimums={"f1_macro": 0.8, "accuracy": 0.8}),
     promotion_target="production",
     behaviour=Behaviour(minimum_functionality=(TYPICAL_FLOWERS,)),
+    search=SEARCH,
 )

@@ -19,7 +19,7 @@ from mlops.projects import get_project
 from mlops.registry import Registry
 from mlops.settings import Settings
 from mlops.steps.hooks import run_failed, run_succeeded
-from mlops.tracking import register
+from mlops.tracking import register, search_tags
 
 
 @step(enable_cache=False, on_failure=run_failed)
@@ -36,10 +36,13 @@ def register_model(
     onnx_parity: dict[str, Any],
     dataset_hash: str,
     sealed_evidence: dict[str, Any],
+    search: dict[str, Any],
     project: str,
     seed: int,
     run_settings: dict[str, Any],
 ) -> tuple[Annotated[dict[str, str], "mlflow_model_version"], Annotated[MarkdownString, "model_card"]]:
+    """Log the MLflow run and register the version, tagged with its ZenML run, its sealed slice and
+    the search that chose its parameters (``search.*``: study, storage, best value and parameters)."""
     settings = Settings.from_step_parameters(run_settings)
     spec = get_project(project)
     ctx = get_step_context()
@@ -62,7 +65,7 @@ def register_model(
         parity=onnx_parity,
         dataset_hash=dataset_hash,
         seed=seed,
-        extra_tags={**zenml_links, **sealed_tags(sealed_evidence)},
+        extra_tags={**zenml_links, **sealed_tags(sealed_evidence), **search_tags(search)},
         threshold=decision.get("threshold"),
         group_metrics=group_metrics,
         datasets={"train": train_set, "sealed": sealed},  # MLflow datasets beside the eval rows

@@ -23,14 +23,67 @@ from mlops.steps.hooks import run_failed
 logger = logging.getLogger(__name__)
 
 
+@step(enable_cache=False, on_failure=run_failed)
+def search_hyperparameters(
+    train_set: pd.DataFrame, project: str, seed: int, run_settings: dict[str, Any]
+) -> Annotated[dict[str, Any], "search"]:
+    """Optuna search over the spec's space, each trial cross-validated on the training split (the
+    only rows this step receives) and logged as a nested MLflow run. The study is in shared storage
+    (``settings.search_storage``, else the journal file in the state folder): other workers may join
+    it. ``settings.search_trials`` (0: the spec's default) trials, within ``search_timeout_s``.
+    Nothing to search (no space, or 0 trials): ``{}``, and training uses the model's defaults.
+    Not cached: a re-run joins the same study and adds only the trials still missing."""
+    from mlops.ml import search
+    from mlops.tracking import finish_search_run, start_search_run, trial_logger
+
+    settings = Settings.from_step_parameters(run_settings)
+    spec = get_project(project)
+    trials = settings.search_trials or spec.search.trials
+    if not spec.search.parameters or trials < 1:
+        log_metadata({"search": "none"})
+        return {}
+    name = search.study_name(spec, train_set, seed)
+    label = search.describe_storage(settings.search_storage, settings.state_dir)
+    parent = start_search_run(settings, spec, name, {"search.storage": label})
+    try:
+        result = search.run_search(
+            spec,
+            train_set,
+            seed=seed,
+            storage=search.open_storage(settings.search_storage, settings.state_dir),
+            n_trials=trials,
+            timeout_s=settings.search_timeout_s,
+            name=name,
+            callbacks=[trial_logger(settings, spec, parent)],
+            storage_label=label,
+        ).as_dict()
+    except BaseException:
+        from mlops.tracking import client_for
+
+        client_for(settings).set_terminated(parent, "FAILED")
+        raise
+    finish_search_run(settings, parent, result)
+    summary = {k: v for k, v in result.items() if k != "trials"} | {"mlflow_run_id": parent}
+    log_metadata({"search": summary})
+    return summary
+
+
 @step(on_failure=run_failed)
 def train_model(
-    train_set: pd.DataFrame, project: str, seed: int
+    train_set: pd.DataFrame, project: str, seed: int, search: dict[str, Any] | None = None
 ) -> tuple[Annotated[Pipeline, "model"], Annotated[dict[str, Any], "decision"]]:
-    """Preprocessing + estimator in one pipeline; binary use cases also get a tuned decision threshold."""
-    spec = get_project(project)
+    """Preprocessing + estimator in one pipeline, with the search's best parameters when it ran;
+    binary use cases also get a tuned decision threshold."""
+    from mlops.ml.search import with_params
+
+    params = (search or {}).get("best_params") or {}
+    spec = with_params(get_project(project), params)
     model, threshold = ml.train_with_threshold(spec, train_set, seed)
-    meta: dict[str, Any] = {"estimator": type(model[-1]).__name__, "train_rows": len(train_set)}
+    meta: dict[str, Any] = {
+        "estimator": type(model[-1]).__name__,
+        "train_rows": len(train_set),
+        "params": params,
+    }
     log_metadata({**meta, "threshold": "argmax" if threshold is None else threshold})
     return model, {"threshold": threshold}
 
