@@ -5,6 +5,7 @@ Every link says whether it resolved, so a broken chain is visible instead of sil
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mlops.artifacts import load_artifact, training_run
@@ -67,6 +68,7 @@ def reproduce(settings: Settings, project: str, version: str) -> dict[str, Any]:
     from mlops.data.split import fingerprint, split
     from mlops.ml import evaluate as ev
     from mlops.ml import model as ml
+    from mlops.ml.search import with_params
     from mlops.projects import get_project
 
     chain = for_version(settings, project, version)
@@ -74,7 +76,9 @@ def reproduce(settings: Settings, project: str, version: str) -> dict[str, Any]:
         raise NotFound(
             f"version {version} has no recorded dataset artifact", reasons=[chain["dataset"]["error"]]
         )
-    spec = get_project(project)
+    registry = Registry(settings, project)
+    searched = registry.version(version).tags.get("search.best_params") or "{}"
+    spec = with_params(get_project(project), json.loads(searched))  # the parameters its search chose
     frame = load_artifact(chain["dataset"]["artifact_version_id"])
     config = chain["config"]
     seed, test_size = (
@@ -84,7 +88,7 @@ def reproduce(settings: Settings, project: str, version: str) -> dict[str, Any]:
     train, holdout = split(frame, spec.target, test_size, seed)
     model = ml.train(spec, train, seed)
     x, y = ev.holdout_xy(spec, holdout)
-    threshold = Registry(settings, project).threshold(version)
+    threshold = registry.threshold(version)
     reproduced = ev.metrics(spec, y, model.predict_proba(x), threshold)
     recorded = chain["model_version"]["metrics"]
     diffs = {k: abs(reproduced[k] - recorded[k]) for k in recorded if k in reproduced}

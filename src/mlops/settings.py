@@ -17,7 +17,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "password", "admin"}
 # URLs that may carry a password (``postgresql://user:password@host/db``).
-URL_FIELDS = ("tracking_uri", "registry_uri", "audit_db_url", "prediction_log_url", "alert_webhook_url")
+URL_FIELDS = (
+    "tracking_uri",
+    "registry_uri",
+    "audit_db_url",
+    "prediction_log_url",
+    "alert_webhook_url",
+    "search_storage",
+)
 # Never step parameters (ZenML stores those in its database and shows them in the dashboard): the API
 # keys, and the webhook URL (its token is usually in the path, where ``mask_url`` cannot see it).
 NOT_STEP_PARAMETERS = frozenset({"admin_api_key", "predict_api_key", "alert_webhook_url", "audit_hmac_key"})

@@ -75,6 +75,7 @@ def test_artifacts_metadata_and_cross_links(settings, two_runs) -> None:
         "load_data",
         "validate_data",
         "split_data",
+        "search_hyperparameters",
         "train_model",
         "evaluate_model",
         "export_onnx",

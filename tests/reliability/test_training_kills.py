@@ -39,6 +39,7 @@ STEPS = [
     "load_data",
     "validate_data",
     "split_data",
+    "search_hyperparameters",
     "train_model",
     "evaluate_model",
     "export_onnx",

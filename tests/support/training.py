@@ -24,10 +24,11 @@ from mlops.governance.promote import auto_promote, summary
 from mlops.governance.sealed import carve, sealed_tags
 from mlops.ml import evaluate as ev
 from mlops.ml import model as ml
-from mlops.ml import onnx_export
+from mlops.ml import onnx_export, search
+from mlops.ml.search import with_params
 from mlops.projects import get_project
 from mlops.registry import Registry
-from mlops.tracking import register
+from mlops.tracking import register, search_tags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,6 +68,9 @@ def train_register_promote(
     check_data(spec, data)
     train, holdout = split(data, spec.target, settings.test_size, seed)
     train = subsample(train, spec.target, settings.train_fraction, seed)
+    # search_hyperparameters (the same seeded study, without its MLflow runs)
+    searched = _search(settings, spec, train, seed)
+    spec = with_params(spec, searched.get("best_params") or {})
     # train_model
     model, threshold = ml.train_with_threshold(spec, train, seed)
     # evaluate_model
@@ -90,7 +94,7 @@ def train_register_promote(
         parity=parity,
         dataset_hash=dataset_hash,
         seed=seed,
-        extra_tags=sealed_tags(sealed.evidence()),
+        extra_tags={**sealed_tags(sealed.evidence()), **search_tags(searched)},
         threshold=threshold,
         group_metrics=groups,
         datasets={"train": train, "sealed": sealed.frame},
@@ -105,3 +109,22 @@ def train_register_promote(
         "onnx_parity": parity,
         "promotion": summary(decision, event),
     }
+
+
+def _search(settings: Settings, spec: ProjectSpec, train: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """The search step's result for these rows: the spec's space and trials, the same study name and
+    seed (so the same best parameters), in the state folder's journal."""
+    trials = settings.search_trials or spec.search.trials
+    if not spec.search.parameters or trials < 1:
+        return {}
+    label = search.describe_storage(settings.search_storage, settings.state_dir)
+    return search.run_search(
+        spec,
+        train,
+        seed=seed,
+        storage=search.open_storage(settings.search_storage, settings.state_dir),
+        n_trials=trials,
+        timeout_s=settings.search_timeout_s,
+        name=search.study_name(spec, train, seed),
+        storage_label=label,
+    ).as_dict()
