@@ -67,6 +67,17 @@ class Tally:
         return self.rows - sum(self.labels.values())
 
 
+def prepared(spec: ProjectSpec, raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The model's features from ``raw`` (the use case's raw format or its features), checked for
+    every feature column: a file without one fails as a whole, no row of it could be scored."""
+    try:
+        frame = spec.prepare(raw) if spec.prepare is not None else raw
+    except KeyError as exc:  # the raw format lacks a column the mapping reads
+        raise GateFailed(f"{source} fails the data gate", reasons=[f"missing column(s): {exc.args[0]}"]) from None
+    check_columns(spec, frame, source)
+    return frame
+
+
 def check_columns(spec: ProjectSpec, frame: pd.DataFrame, source: str) -> None:
     """A file without a feature column fails as a whole: no row of it could be scored."""
     missing = [name for name in spec.feature_names if name not in frame.columns]

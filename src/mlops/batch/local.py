@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlops.batch.common import BatchResult, Tally, check_columns, check_missing, gate_chunk, output_table
+from mlops.batch.common import BatchResult, Tally, check_missing, gate_chunk, output_table, prepared
 from mlops.data.files import file_hash, iter_batches
 from mlops.errors import UsageError
 
@@ -126,8 +126,7 @@ def _gated_inputs(model: LoadedModel, source: Path, chunk_rows: int) -> Iterator
     spec = model.spec
     for batch in iter_batches(source, chunk_rows, dictionary=True):
         raw = batch.to_pandas()
-        frame = spec.prepare(raw) if spec.prepare is not None else raw
-        check_columns(spec, frame, source.name)
+        frame = prepared(spec, raw, source.name)
         reasons, tally = gate_chunk(spec, frame)
         if reasons is not None:
             frame = frame[reasons == ""]

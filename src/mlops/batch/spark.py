@@ -30,11 +30,11 @@ from mlops.batch.common import (
     REJECTED,
     BatchResult,
     Tally,
-    check_columns,
     check_missing,
     dictionary_encoded,
     gate_chunk,
     output_table,
+    prepared,
 )
 from mlops.data.files import file_hash, iter_batches
 from mlops.errors import UsageError
@@ -282,8 +282,7 @@ def _probe(spec: ProjectSpec, source: Path) -> None:
     """Read the first rows on the driver: an unreadable file or a missing column fails here, with
     our message, rather than as a Java stack trace from an executor."""
     for batch in iter_batches(source, 1_000, dictionary=True):
-        raw = batch.to_pandas()
-        check_columns(spec, spec.prepare(raw) if spec.prepare is not None else raw, source.name)
+        prepared(spec, batch.to_pandas(), source.name)
         return
 
 
