@@ -217,24 +217,26 @@ def test_a_driver_killed_mid_write_leaves_nothing_at_the_target(model, tmp_path:
 
 
 def test_acceptance_one_million_readmission_rows_on_both_engines(spark, model, tmp_path: Path) -> None:
-    """The issue's acceptance: 1M raw readmission rows (the generator's file, with drifted rows whose
-    unseen categories the gate rejects) scored by both engines: the same predictions, probabilities
-    within float tolerance, the same rejected rows with the same reasons, lineage columns present."""
-    import pyarrow as pa
-
+    """The issue's acceptance: 1M raw readmission rows (the generator's file, with out-of-range values
+    planted in known rows) scored by both engines: the same predictions, probabilities within float
+    tolerance, the same rejected rows with the same reasons, lineage columns present."""
     from mlops.data.readmission.generator import write
 
     loaded, _ = model
-    clean, drifted = tmp_path / "clean.parquet", tmp_path / "drifted.parquet"
-    write(clean, 950_000, seed=11)
-    write(drifted, 50_000, seed=12, drift=True)
     source = tmp_path / "in.parquet"
-    tables = [pq.read_table(clean), pq.read_table(drifted)]
-    pq.write_table(pa.concat_tables([t.cast(tables[0].schema) for t in tables]), source, row_group_size=100_000)
+    write(tmp_path / "raw.parquet", 1_000_000, seed=11)
+    raw = pd.read_parquet(tmp_path / "raw.parquet")
+    for column in ("time_in_hospital", "num_lab_procedures"):
+        raw[column] = raw[column].astype("float64")
+    raw.loc[raw.index % 10_007 == 0, "time_in_hospital"] = 99.0
+    raw.loc[raw.index % 20_011 == 1, "num_lab_procedures"] = -3.0
+    raw.to_parquet(source, row_group_size=100_000)
+    del raw
     local = score_file(loaded, source, tmp_path / "local.parquet", run_id="run-1")
     spread = engine.score_file(loaded, source, tmp_path / "spark.parquet", spark=spark, run_id="run-1")
     assert local.rows == spread.rows == 1_000_000 and spread.chunks > 1
-    assert local.rejected == spread.rejected > 0
+    assert local.rejected == spread.rejected == 100 + 50
+    assert spread.rejected_by_reason == {"num_lab_procedures below 0": 50, "time_in_hospital above 14": 100}
     assert local.rejected_by_reason == spread.rejected_by_reason
     assert local.predictions_by_label == spread.predictions_by_label
     _assert_same(tmp_path / "local.parquet", tmp_path / "spark.parquet", 1_000_000)
