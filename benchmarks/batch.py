@@ -19,6 +19,7 @@ sampled from /proc. With ``--before REF``, ``score_file`` of commit REF's tree a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -190,10 +191,8 @@ def measure(mode: str, project: str, source: Path, out: Path, chunk: int, env: d
     try:
         stdout, stderr = proc.communicate(timeout=3600)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     if proc.returncode != 0:
         raise SystemExit(stderr[-3000:])
     return json.loads(stdout.strip().splitlines()[-1])

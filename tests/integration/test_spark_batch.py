@@ -165,7 +165,12 @@ def test_refusals_name_the_fix(spark, model, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="scores ONNX models"):
         engine.score_file(native, tmp_path / "in.parquet", tmp_path / "out.parquet", spark=spark)
     tampered = runtime.from_onnx(
-        "readmission", loaded.onnx_bytes or b"", name="m", version="7", run_id="r", tags={"onnx_sha256": "0" * 64}
+        "readmission",
+        loaded.onnx_bytes or b"",
+        name="m",
+        version="7",
+        run_id="r",
+        tags={"onnx_sha256": "0" * 64},
     )
     from mlops.ml.trust import UntrustedModel
 

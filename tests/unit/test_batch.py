@@ -64,7 +64,10 @@ def test_rows_failing_the_gate_are_kept_unscored_with_their_reasons(model, rows,
     }
     rejected = out[out["rejected"].notna()]
     assert rejected["row"].tolist() == [10, 3_500]
-    assert rejected["rejected"].tolist() == ["sepal_length above 15", "sepal_width below 0; petal_width below 0"]
+    assert rejected["rejected"].tolist() == [
+        "sepal_length above 15",
+        "sepal_width below 0; petal_width below 0",
+    ]
     assert rejected["prediction"].isna().all() and rejected["label"].isna().all()
     assert out.loc[out["rejected"].isna(), "prediction"].notna().all()
 

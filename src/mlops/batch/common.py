@@ -57,7 +57,11 @@ class Tally:
 
     def add(self, other: Tally) -> Tally:
         self.rows += other.rows
-        for mine, theirs in ((self.missing, other.missing), (self.labels, other.labels), (self.reasons, other.reasons)):
+        for mine, theirs in (
+            (self.missing, other.missing),
+            (self.labels, other.labels),
+            (self.reasons, other.reasons),
+        ):
             for key, value in theirs.items():
                 mine[key] = mine.get(key, 0) + value
         return self
@@ -73,7 +77,9 @@ def prepared(spec: ProjectSpec, raw: pd.DataFrame, source: str) -> pd.DataFrame:
     try:
         frame = spec.prepare(raw) if spec.prepare is not None else raw
     except KeyError as exc:  # the raw format lacks a column the mapping reads
-        raise GateFailed(f"{source} fails the data gate", reasons=[f"missing column(s): {exc.args[0]}"]) from None
+        raise GateFailed(
+            f"{source} fails the data gate", reasons=[f"missing column(s): {exc.args[0]}"]
+        ) from None
     check_columns(spec, frame, source)
     return frame
 
@@ -233,7 +239,9 @@ def output_table(
     if reasons is None:
         columns[REJECTED] = pa.nulls(n, pa.string())
     else:
-        columns[REJECTED] = pa.array(np.where(rejected, reasons, None), pa.string())
+        text = reasons.astype(object)
+        text[~rejected] = None
+        columns[REJECTED] = pa.array(text, pa.string())
     counts = np.bincount(classes, minlength=len(spec.class_names))
     return pa.table(columns), {name: int(c) for name, c in zip(spec.class_names, counts, strict=True)}
 

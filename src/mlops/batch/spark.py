@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlops.batch.common import (
     LINEAGE,
@@ -155,7 +155,7 @@ def score_file(
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
         frame = spark.read.parquet(str(parquet))
         frame = frame.select("*", frame["_metadata.row_index"].alias(ROW))
-        tallies = sc.accumulator({}, _ByPartition())
+        tallies: Any = sc.accumulator({}, cast(Any, _ByPartition()))  # duck-typed AccumulatorParam
         scorer = PartitionScorer(
             project=spec.name,
             digest=digest,
@@ -258,7 +258,7 @@ class _ByPartition:
     def zero(self, value: dict[int, Any]) -> dict[int, Any]:
         return {}
 
-    def addInPlace(self, a: dict[int, Any], b: dict[int, Any]) -> dict[int, Any]:  # noqa: N802 (pyspark's name)
+    def addInPlace(self, a: dict[int, Any], b: dict[int, Any]) -> dict[int, Any]:  # pyspark's name
         a.update(b)
         return a
 

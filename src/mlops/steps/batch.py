@@ -67,7 +67,12 @@ def _score_locally(model: Any, source: Path, output: Path, chunk_rows: int, run_
     ) as bar:
         task = bar.add_task("rows", total=None)
         return score_file(
-            model, source, output, chunk_rows=chunk_rows, run_id=run_id, progress=lambda n: bar.advance(task, n)
+            model,
+            source,
+            output,
+            chunk_rows=chunk_rows,
+            run_id=run_id,
+            progress=lambda n: bar.advance(task, n),
         )
 
 
