@@ -245,3 +245,41 @@ def test_acceptance_one_million_readmission_rows_on_both_engines(spark, model, t
     assert local.rejected_by_reason == spread.rejected_by_reason
     assert local.predictions_by_label == spread.predictions_by_label
     _assert_same(tmp_path / "local.parquet", tmp_path / "spark.parquet", 1_000_000)
+
+
+def test_batch_predict_on_spark_through_the_pipeline(
+    spark, registered_iris, settings, tmp_path, monkeypatch, capfd
+) -> None:
+    """``mlops batch-predict --engine spark``: the ZenML batch pipeline resolves the alias, the step
+    scores on Spark, the dataset is the run's versioned artifact, the summary names the engine."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+
+    rows = pd.DataFrame(
+        {"sepal_length": [5.1, 6.7, 99.0], "sepal_width": [3.5, 3.0, 3.0], "petal_length": [1.4, 5.8, 4.0]}
+    ).assign(petal_width=[0.2, 2.2, 1.3])
+    # the CLI's pre-check gates the first 1,000 rows as a whole (data.inputs): bad rows come later
+    good = rows.head(2).sample(1_000, replace=True, random_state=0)
+    pd.concat([good, rows.sample(2_000, replace=True, random_state=0)]).to_parquet(tmp_path / "in.parquet")
+    monkeypatch.setenv("COLUMNS", "400")
+    target = tmp_path / "out.parquet"
+    args = [
+        "batch-predict",
+        str(tmp_path / "in.parquet"),
+        "--output",
+        str(target),
+        "--engine",
+        "spark",
+        "--json",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    printed = capfd.readouterr().out  # the JSON goes to the process's stdout (render.json_out)
+    summary = json.loads(printed[printed.index("{") :])
+    assert summary["engine"] == "spark" and summary["rows"] == 3_000 and summary["rejected"] > 0
+    assert summary["rejected_by_reason"] == {"sepal_length above 15": summary["rejected"]}
+    out = _read(target)
+    assert len(out) == 3_000 and set(out["run_id"]) == {summary["run_id"]} and summary["zenml_run_id"]

@@ -284,3 +284,32 @@ def test_row_gate_rejects_exactly_what_pandera_rejects(readmission) -> None:
         reasons = row_reasons(spec, frame)
         rejected = [] if reasons is None else np.flatnonzero(reasons != "").tolist()
         assert rejected == ([] if pandera_ok else [7]), (name, reasons if reasons is None else reasons[7])
+
+
+def test_cli_refuses_an_unknown_engine_and_a_missing_java(settings, monkeypatch, tmp_path: Path) -> None:
+    """Exit 2 with the fix, before any pipeline starts: an engine name we do not have, and the Spark
+    engine on a machine whose configured Java is not there."""
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+    from mlops.settings import get_settings
+
+    source = tmp_path / "in.csv"
+    source.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    monkeypatch.setenv("COLUMNS", "400")
+    result = CliRunner().invoke(app, ["batch-predict", str(source), "--engine", "ray"])
+    assert result.exit_code == 2 and "unknown engine 'ray'" in result.output, result.output
+    monkeypatch.setenv("MLOPS_SPARK_JAVA_HOME", str(tmp_path / "no-java"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["batch-predict", str(source), "--engine", "spark"])
+    assert result.exit_code == 2, result.output
+    assert "no bin/java" in result.output and "openjdk-17-jre-headless" in result.output, result.output
+
+
+def test_a_file_no_row_of_which_passes_fails(model, rows, tmp_path: Path) -> None:
+    rows["petal_width"] = 20.0
+    rows.to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(GateFailed) as info:
+        score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=1_000)
+    assert info.value.reasons == ["all 5000 rows fail the gate: petal_width above 15"]
+    assert not (tmp_path / "out.parquet").exists()

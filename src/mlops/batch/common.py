@@ -247,8 +247,11 @@ def output_table(
 
 
 def check_missing(spec: ProjectSpec, tally: Tally, source: str) -> None:
-    """Fail the job (before the commit) when the whole file misses too many values of a feature."""
+    """Fail the job (before the commit) when the whole file misses too many values of a feature, or
+    when not one of its rows passed the gate (a wrong file, not a few bad rows)."""
     reasons = missing_reasons(spec, tally)
+    if tally.rows and tally.rejected == tally.rows:
+        reasons.append(f"all {tally.rows} rows fail the gate: " + ", ".join(sorted(tally.reasons)[:5]))
     if reasons:
         raise GateFailed(f"{source} fails the data gate", reasons=reasons)
 

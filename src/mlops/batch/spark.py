@@ -111,6 +111,15 @@ def session(settings: Settings, *, master: str = "", app: str = "mlops-batch") -
     return spark
 
 
+def active_session() -> SparkSession | None:
+    """The session this process already runs, if any (without importing pyspark when it has none)."""
+    if "pyspark.sql" not in sys.modules:
+        return None
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession()
+
+
 def score_file(
     model: LoadedModel,
     source: Path,

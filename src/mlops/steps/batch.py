@@ -79,11 +79,14 @@ def _score_locally(model: Any, source: Path, output: Path, chunk_rows: int, run_
 def _score_on_spark(
     settings: Settings, model: Any, source: Path, output: Path, chunk_rows: int, run_id: str
 ) -> Any:
-    """One Spark session for the run (start-up costs seconds), stopped when the job is done."""
+    """One Spark session for the run (start-up costs seconds), stopped when the job is done, unless
+    the process already had one (a notebook, a test): that one is the caller's to stop."""
     from mlops.batch import spark
 
+    started = spark.active_session() is None
     session = spark.session(settings)
     try:
         return spark.score_file(model, source, output, spark=session, chunk_rows=chunk_rows, run_id=run_id)
     finally:
-        session.stop()
+        if started:
+            session.stop()
