@@ -101,15 +101,19 @@ def test_both_engines_give_the_same_output(spark, model, tmp_path: Path, suffix:
         rows.to_csv(source, index=False)
     else:
         rows.to_parquet(source, row_group_size=2_500)  # row groups: Spark splits the file at them
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "64k")
     spark.conf.set("spark.sql.files.openCostInBytes", "1k")
     try:
         local = score_file(loaded, source, tmp_path / "local.parquet", chunk_rows=3_000, run_id="run-1")
         spread = engine.score_file(
-            loaded, source, tmp_path / "spark.parquet", spark=spark, chunk_rows=1_000, run_id="run-1"
+            loaded,
+            source,
+            tmp_path / "spark.parquet",
+            spark=spark,
+            chunk_rows=1_000,
+            run_id="run-1",
+            partition_bytes=64_000,
         )
     finally:
-        spark.conf.set("spark.sql.files.maxPartitionBytes", "32m")
         spark.conf.unset("spark.sql.files.openCostInBytes")
     assert spread.chunks > 1 or suffix == ".csv"  # a real split into partitions for Parquet
     assert spread.engine == "spark" and local.engine == "local"

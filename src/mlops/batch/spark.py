@@ -103,7 +103,6 @@ def session(settings: Settings, *, master: str = "", app: str = "mlops-batch") -
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.files.maxPartitionBytes", "32m")
         .config("spark.sql.parquet.compression.codec", "zstd")
     )
     spark = builder.getOrCreate()
@@ -129,11 +128,13 @@ def score_file(
     chunk_rows: int = 100_000,
     run_id: str = "",
     ort_threads: int = 1,
+    partition_bytes: int = 0,
 ) -> BatchResult:
     """Score ``source`` into ``output`` (a Parquet dataset: a directory of part files) on ``spark``.
 
     ``chunk_rows`` bounds an Arrow batch per task; ``ort_threads`` is ONNX Runtime's threads per
-    task (1: Spark's tasks already fill the cores). Raises ``GateFailed`` (nothing written) when a
+    task (1: Spark's tasks already fill the cores); ``partition_bytes`` is the split size (0: about
+    four tasks per core, between 1 and 128 MB, so that no core idles through a last lone task). Raises ``GateFailed`` (nothing written) when a
     feature column is absent or the file misses too many values, as the local engine does.
     """
     import time
@@ -162,6 +163,9 @@ def score_file(
         parquet = _as_parquet(source, converted, chunk_rows)
         sc = spark.sparkContext
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(chunk_rows))
+        cores = sc.defaultParallelism
+        split = partition_bytes or min(128 << 20, max(1 << 20, parquet.stat().st_size // (4 * cores)))
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
         frame = spark.read.parquet(str(parquet))
         frame = frame.select("*", frame["_metadata.row_index"].alias(ROW))
         tallies: Any = sc.accumulator({}, cast(Any, _ByPartition()))  # duck-typed AccumulatorParam
