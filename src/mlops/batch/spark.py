@@ -134,8 +134,9 @@ def score_file(
 
     ``chunk_rows`` bounds an Arrow batch per task; ``ort_threads`` is ONNX Runtime's threads per
     task (1: Spark's tasks already fill the cores); ``partition_bytes`` is the split size (0: about
-    four tasks per core, between 1 and 128 MB, so that no core idles through a last lone task). Raises ``GateFailed`` (nothing written) when a
-    feature column is absent or the file misses too many values, as the local engine does.
+    four tasks per core, between 1 and 128 MB, so that no core idles through a last lone task).
+    Raises ``GateFailed`` (nothing written) when a feature column is absent, the file misses too
+    many values or no row passes, as the local engine does.
     """
     import time
 
