@@ -47,17 +47,51 @@ def test_scores_every_row_in_chunks(model, rows, tmp_path: Path, suffix: str) ->
     assert sum(result.predictions_by_label.values()) == 5_000
 
 
-def test_bad_chunk_stops_the_run_and_leaves_no_output(model, rows, tmp_path: Path) -> None:
+def test_rows_failing_the_gate_are_kept_unscored_with_their_reasons(model, rows, tmp_path: Path) -> None:
     rows.loc[3_500, "petal_width"] = -1.0
+    rows.loc[10, "sepal_length"] = 99.0
+    rows.loc[3_500, "sepal_width"] = -2.0
+    source = tmp_path / "in.parquet"
+    rows.to_parquet(source)
+    result = score_file(model, source, tmp_path / "out.parquet", chunk_rows=1_000)
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    assert result.rows == 5_000 and result.rejected == 2
+    assert sum(result.predictions_by_label.values()) == 4_998
+    assert result.rejected_by_reason == {
+        "petal_width below 0": 1,
+        "sepal_length above 15": 1,
+        "sepal_width below 0": 1,
+    }
+    rejected = out[out["rejected"].notna()]
+    assert rejected["row"].tolist() == [10, 3_500]
+    assert rejected["rejected"].tolist() == [
+        "sepal_length above 15",
+        "sepal_width below 0; petal_width below 0",
+    ]
+    assert rejected["prediction"].isna().all() and rejected["label"].isna().all()
+    assert out.loc[out["rejected"].isna(), "prediction"].notna().all()
+
+
+def test_a_file_missing_too_many_values_fails_and_leaves_the_target_untouched(model, rows, tmp_path) -> None:
+    rows["petal_width"] = rows["petal_width"].astype(float)
+    rows.loc[4_000:4_010, "petal_width"] = float("nan")  # iris allows no missing value at all
     source = tmp_path / "in.parquet"
     rows.to_parquet(source)
     target = tmp_path / "out.parquet"
     target.write_bytes(b"previous result")
-    with pytest.raises(GateFailed, match="rows 3000-3999") as info:
+    with pytest.raises(GateFailed, match="fails the data gate") as info:
         score_file(model, source, target, chunk_rows=1_000)
-    assert "petal_width" in info.value.reasons[0]
+    assert info.value.reasons == ["column 'petal_width' is 0.2% missing (max 0.0%)"]
     assert target.read_bytes() == b"previous result"  # untouched
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_missing_feature_column_fails_the_file(model, rows, tmp_path: Path) -> None:
+    rows.drop(columns=["petal_width"]).to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(GateFailed) as info:
+        score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet")
+    assert info.value.reasons == ["missing column(s): petal_width"]
+    assert not (tmp_path / "out.parquet").exists()
 
 
 def test_unsupported_and_missing_inputs(model, tmp_path: Path) -> None:
@@ -152,19 +186,19 @@ def test_readmission_scores_match_the_native_model(readmission, readmission_mode
 
 
 @pytest.mark.parametrize(
-    ("column", "value", "problem"),
+    ("column", "value", "reason"),
     [
-        ("age_band", "[200-210)", "isin"),  # a category the feature mapping cannot produce
-        ("age_band", None, "not_nullable"),  # a null in a non-nullable categorical
-        ("time_in_hospital", 40.0, "less_than_or_equal_to(14)"),
-        ("num_lab_procedures", np.nan, "not_nullable"),
+        ("age_band", "[200-210)", "age_band not a known category"),  # the feature mapping cannot make it
+        ("age_band", None, "age_band missing"),  # a null in a non-nullable categorical
+        ("time_in_hospital", 40.0, "time_in_hospital above 14"),
+        ("num_lab_procedures", np.nan, "num_lab_procedures missing"),
     ],
 )
-def test_bad_row_in_a_dictionary_encoded_chunk_is_caught(
-    readmission, readmission_model, tmp_path, column, value, problem
+def test_bad_row_in_a_dictionary_encoded_chunk_is_rejected(
+    readmission, readmission_model, tmp_path, column, value, reason
 ) -> None:
-    """One bad row of 3,000, in one Parquet row group whose dictionary every chunk shares: only the
-    chunk holding the row fails, with the column and the broken rule named."""
+    """One bad row of 3,000, in one Parquet row group whose dictionary every chunk shares: only that
+    row is rejected, with the column and the broken rule named; every other row is scored."""
     spec, raw = readmission
     model, _ = readmission_model
     rows = spec.prepare(raw).reset_index(drop=True)
@@ -172,10 +206,11 @@ def test_bad_row_in_a_dictionary_encoded_chunk_is_caught(
     rows.loc[1_500, column] = value
     source = tmp_path / "in.parquet"
     rows.to_parquet(source, row_group_size=len(rows))
-    with pytest.raises(GateFailed, match="rows 1000-1999") as info:
-        score_file(model, source, tmp_path / "out.parquet", chunk_rows=1_000)
-    assert [r for r in info.value.reasons if column in r and problem in r], info.value.reasons
-    assert not list(tmp_path.glob("*.parquet.partial")) and not (tmp_path / "out.parquet").exists()
+    result = score_file(model, source, tmp_path / "out.parquet", chunk_rows=1_000)
+    assert result.rejected == 1 and result.rejected_by_reason == {reason: 1}
+    out = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    assert out.loc[out["rejected"].notna(), ["row", "rejected"]].values.tolist() == [[1_500, reason]]
+    assert not list(tmp_path.glob("*.parquet.partial"))
 
 
 def _broken(spec, raw) -> dict[str, pd.DataFrame]:
@@ -229,3 +264,52 @@ def test_fast_schema_proof_never_passes_what_pandera_rejects(readmission) -> Non
             pandera_ok = False
         assert conforms(spec, frame, with_target=False) == pandera_ok, name
         assert (schema_reasons(spec, frame, with_target=False) == []) == pandera_ok, name
+
+
+def test_row_gate_rejects_exactly_what_pandera_rejects(readmission) -> None:
+    """The per-row gate of both engines (``batch.common.row_reasons``) against pandera, case by case:
+    row 7 rejected when pandera fails the frame, no row otherwise."""
+    import pandera.errors as pe
+
+    from mlops.batch.common import row_reasons
+    from mlops.data.validation import schema
+
+    spec, raw = readmission
+    for name, frame in _broken(spec, raw).items():
+        try:
+            schema(spec, with_target=False).validate(frame, lazy=True)
+            pandera_ok = True
+        except pe.SchemaErrors:
+            pandera_ok = False
+        reasons = row_reasons(spec, frame)
+        rejected = [] if reasons is None else np.flatnonzero(reasons != "").tolist()
+        assert rejected == ([] if pandera_ok else [7]), (name, reasons if reasons is None else reasons[7])
+
+
+def test_cli_refuses_an_unknown_engine_and_a_missing_java(settings, monkeypatch, tmp_path: Path) -> None:
+    """Exit 2 with the fix, before any pipeline starts: an engine name we do not have, and the Spark
+    engine on a machine whose configured Java is not there."""
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+    from mlops.settings import get_settings
+
+    source = tmp_path / "in.csv"
+    source.write_text("sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n")
+    monkeypatch.setenv("COLUMNS", "400")
+    result = CliRunner().invoke(app, ["batch-predict", str(source), "--engine", "ray"])
+    assert result.exit_code == 2 and "unknown engine 'ray'" in result.output, result.output
+    monkeypatch.setenv("MLOPS_SPARK_JAVA_HOME", str(tmp_path / "no-java"))
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["batch-predict", str(source), "--engine", "spark"])
+    assert result.exit_code == 2, result.output
+    assert "no bin/java" in result.output and "openjdk-17-jre-headless" in result.output, result.output
+
+
+def test_a_file_no_row_of_which_passes_fails(model, rows, tmp_path: Path) -> None:
+    rows["petal_width"] = 20.0
+    rows.to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(GateFailed) as info:
+        score_file(model, tmp_path / "in.parquet", tmp_path / "out.parquet", chunk_rows=1_000)
+    assert info.value.reasons == ["all 5000 rows fail the gate: petal_width above 15"]
+    assert not (tmp_path / "out.parquet").exists()

@@ -48,16 +48,32 @@ def batch_predict(
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias whose model scores the file.")] = "production",
     chunk_rows: Annotated[int, typer.Option(min=1_000, help="Rows per chunk (bounds memory).")] = 250_000,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="local (one process) or spark (MLOPS_SPARK_MASTER); default MLOPS_BATCH_ENGINE."),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score a file with the batch inference pipeline (ZenML): chunked, gated, versioned."""
+    """Score a file with the batch inference pipeline (ZenML): gated per row, versioned, on one
+    machine or on Spark (the output is then a Parquet dataset: a directory)."""
     settings, name = settings_for(project)
     from mlops.data.inputs import check_input_file
     from mlops.projects import get_project
 
+    chosen = engine or settings.batch_engine
+    if chosen not in ("local", "spark"):
+        raise UsageError(f"unknown engine {chosen!r}", hint="use --engine local or --engine spark")
+    settings = settings.model_copy(update={"batch_engine": chosen})  # the run's settings carry it
     target = output or source.with_name(f"{source.stem}.predictions.parquet")
-    _check_output(target, (".parquet",))
+    if chosen == "spark":
+        if target.suffix.lower() != ".parquet":
+            raise UsageError(f"cannot write {target.name}", hint="use a .parquet name")
+        from mlops.batch.spark import java_home
+
+        java_home(settings)  # no Java 17: say so now, with the fix, not after the pipeline started
+    else:
+        _check_output(target, (".parquet",))
     check_input_file(get_project(name), source)
     quiet_libraries()
     require_alias(settings, name, alias)

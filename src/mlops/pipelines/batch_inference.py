@@ -1,4 +1,5 @@
-"""Batch inference: the model that holds the alias scores a CSV/Parquet file into versioned predictions."""
+"""Batch inference: the model that holds the alias scores a CSV/Parquet file into versioned predictions,
+in one process (``engine="local"``) or on Spark (``"spark"``; empty: the ``batch_engine`` setting)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def batch_inference_pipeline(
     output_path: str,
     alias: str = "production",
     chunk_rows: int = 250_000,
+    engine: str = "",
 ) -> None:
     version = resolve_model(project=project, alias=alias, run_settings=run_settings)
     score_batch(
@@ -26,4 +28,5 @@ def batch_inference_pipeline(
         output_path=output_path,
         chunk_rows=chunk_rows,
         run_settings=run_settings,
+        engine=engine,
     )
