@@ -271,9 +271,20 @@ def test_the_fixture_builder_registers_what_the_pipeline_registers(settings, tmp
     assert p_run.metrics == pytest.approx(b_run.metrics) and set(p_run.metrics) == set(built["metrics"])
     run_tags = [{k: v for k, v in r.tags.items() if not k.startswith("mlflow.")} for r in (p_run, b_run)]
     sealed = {"sealed_fingerprint", "sealed_rows", "sealed_epoch"}
-    assert set(run_tags[0]) == {"project", "dataset_hash", "git_commit", "onnx_sha256", *links, *sealed}
-    assert {k: v for k, v in run_tags[0].items() if k not in links | {"onnx_sha256"}} == {
-        k: v for k, v in run_tags[1].items() if k != "onnx_sha256"
+    searched = {k for k in run_tags[0] if k.startswith("search.")}  # the same seeded search, both ways
+    assert {"search.best_params", "search.study", "search.trials"} <= searched
+    assert set(run_tags[0]) == {
+        "project",
+        "dataset_hash",
+        "git_commit",
+        "onnx_sha256",
+        *links,
+        *sealed,
+        *searched,
+    }
+    apart = links | {"onnx_sha256", "search.storage", "search.mlflow_run_id"}  # where each ran, not what
+    assert {k: v for k, v in run_tags[0].items() if k not in apart} == {
+        k: v for k, v in run_tags[1].items() if k not in apart
     }
     assert piped["onnx_parity"] == built["onnx_parity"]
     assert piped["promotion"]["outcome"] == built["promotion"]["outcome"] == "promoted"

@@ -184,6 +184,9 @@ def batch(result: dict[str, Any]) -> None:
         f"({result['runtime']}) in {result['seconds']:.1f} s → {result['output']}"
     )
     console.print("by label: " + ", ".join(f"{k}={v:,}" for k, v in result["predictions_by_label"].items()))
+    if result.get("rejected"):  # kept unscored in the output, with their reasons in `rejected`
+        reasons = ", ".join(f"{k}={v:,}" for k, v in result["rejected_by_reason"].items())
+        console.print(f"[yellow]rejected[/]: {result['rejected']:,} rows ({reasons})")
 
 
 def drift(result: dict[str, Any]) -> None:
