@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,12 @@ async def open_loop(
             version = json.loads(answer).get("model_version")
         samples.append(Sample(sent, time.perf_counter(), status, version))
 
+    await paced(one, rate, stop_event)
+
+
+async def paced(one: Callable[[], Awaitable[None]], rate: float, stop_event: asyncio.Event) -> None:
+    """Start ``one()`` ``rate`` times per second, on schedule whatever the answers, until
+    ``stop_event``; then wait for the ones still running."""
     tasks: set[asyncio.Task[None]] = set()
     begin = time.perf_counter()
     i = 0

@@ -46,6 +46,7 @@ from common import (
     check_cores,
     launch,
     ours_command,
+    paced,
     pinned,
     prepare,
     register_another_version,
@@ -318,18 +319,7 @@ async def switch_run(
         )
 
     async def load() -> None:
-        tasks: set[asyncio.Task[None]] = set()
-        begin, i = time.perf_counter(), 0
-        while not stop_event.is_set():
-            delay = begin + i / args.rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(one())
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            i += 1
-        if tasks:
-            await asyncio.wait(tasks)
+        await paced(one, args.rate, stop_event)
 
     switches: list[dict[str, Any]] = []
     try:
