@@ -170,13 +170,12 @@ def test_shadow_then_canary_ramp_then_abort_under_load(tmp_path) -> None:
 
 
 def test_a_worse_canary_is_rolled_back_by_the_guard_without_a_failed_request(tmp_path) -> None:
-    """The candidate learnt from labels of which a tenth are flipped (it passes its gates, as the
-    reliability tests' weak champion does) and answers half of the routing keys. The true labels of
+    """The candidate learnt that the larger versicolor flowers are virginica (it passes its gates on
+    those labels) and answers half of the routing keys. The true labels of
     the answered requests arrive through /feedback; at the first fixed look that shows the candidate
     worse, the guard (one leader among the workers) ends the canary: the record is rolled back with
     the breach named, an audit row ``rollout.auto_abort``, production answers every key again, and no
     client request failed meanwhile."""
-    import numpy as np
     import sqlalchemy as sa
 
     from mlops.governance import rollout as rollouts
@@ -187,13 +186,15 @@ def test_a_worse_canary_is_rolled_back_by_the_guard_without_a_failed_request(tmp
     spec = get_project("iris")
     frame = spec.load(settings)
     weak = frame.copy()
-    flip = np.random.default_rng(1).random(len(weak)) < 0.1
-    weak.loc[flip, spec.target] = (weak.loc[flip, spec.target] + 1) % 3
+    # a systematic mistake, which no choice of hyperparameters (the search) can average away: the
+    # larger versicolor flowers labelled virginica. Consistent labels pass the gates; live truth does not.
+    flip = (weak[spec.target] == 1) & (weak["petal_length"] >= 4.7)  # typical versicolor: 4.5
+    weak.loc[flip, spec.target] = 2
     production, candidate = _two_versions(settings, weak)
     features = [f.name for f in spec.features]
     rows = [({k: float(r[k]) for k in features}, int(r[spec.target])) for _, r in frame.iterrows()]
 
-    # Measured: live accuracy 0.93 against production's 0.97 on the iris rows. Looks every 200
+    # Live accuracy ~0.9 against production's ~0.97 on the iris rows. Looks every 200
     # labels (min requests 2000 over 10 looks): from ~1000 labels a version the 99.5 % interval of
     # the difference lies below zero.
     guard = {"MLOPS_ROLLOUT_GUARD_INTERVAL_S": "1", "MLOPS_ROLLOUT_MIN_REQUESTS": "2000"}
