@@ -2,7 +2,8 @@
 
 Entry points call ``configure_libraries(settings)`` once at start-up, before importing either
 library: the CLI (for the commands that need them), the service's app factory, the pipeline
-runner and the retrain worker. Library code never writes ``os.environ`` or calls ``mlflow.set_*``
+runner and the retrain worker (and ``spark_environment``, the variables pyspark reads when the Spark
+engine starts its JVM). Library code never writes ``os.environ`` or calls ``mlflow.set_*``
 (``tests/unit/test_configure.py`` walks the source to prove it): MLflow clients are built with
 explicit URIs from ``Settings`` and steps get their settings as parameters.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,3 +115,11 @@ def _cache_distribution_lookup() -> None:
     if not hasattr(importlib.metadata.packages_distributions, "cache_info"):
         importlib.metadata.packages_distributions = functools.cache(importlib.metadata.packages_distributions)
         importlib_metadata.packages_distributions = importlib.metadata.packages_distributions
+
+
+def spark_environment(java_home: str) -> None:
+    """What pyspark reads from the process environment when it starts the JVM: Java 17/21 and this
+    interpreter for the Python workers (the system ``python3`` lacks pyarrow and the project)."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ["JAVA_HOME"] = java_home

@@ -279,10 +279,15 @@ def test_batch_predict_on_spark_through_the_pipeline(
         "spark",
         "--json",
     ]
+    import io
+
+    from mlops.cli import render
+
+    document = io.StringIO()  # with --json the document goes to render.json_out (main() points it at stdout)
+    monkeypatch.setattr(render, "json_out", document)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    printed = capfd.readouterr().out  # the JSON goes to the process's stdout (render.json_out)
-    summary = json.loads(printed[printed.index("{") :])
+    summary = json.loads(document.getvalue())
     assert summary["engine"] == "spark" and summary["rows"] == 3_000 and summary["rejected"] > 0
     assert summary["rejected_by_reason"] == {"sepal_length above 15": summary["rejected"]}
     out = _read(target)

@@ -21,8 +21,13 @@ from mlops.configure import configure_libraries
 from mlops.settings import Settings
 
 SRC = Path(mlops.__file__).resolve().parent
-# (module, function): the one configuration function, and the scope for MLflow's one global read.
-ALLOWED = {("mlops.configure", "configure_libraries"), ("mlops.configure", "scoped_tracking_uri")}
+# (module, function): the one configuration function, the scope for MLflow's one global read, and
+# the variables pyspark reads when the Spark engine starts its JVM.
+ALLOWED = {
+    ("mlops.configure", "configure_libraries"),
+    ("mlops.configure", "scoped_tracking_uri"),
+    ("mlops.configure", "spark_environment"),
+}
 ENV_MUTATORS = {"setdefault", "update", "pop", "popitem", "clear", "__setitem__", "__delitem__"}
 
 

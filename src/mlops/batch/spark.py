@@ -89,9 +89,9 @@ def session(settings: Settings, *, master: str = "", app: str = "mlops-batch") -
     Python workers run this interpreter (``PYSPARK_PYTHON``): the system ``python3`` lacks pyarrow
     and the project. On a cluster the executors' image provides both, and the same variable.
     """
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    os.environ["JAVA_HOME"] = java_home(settings)
+    from mlops.configure import spark_environment
+
+    spark_environment(java_home(settings))
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
