@@ -162,6 +162,22 @@ class Settings(BaseSettings):
         "", description="Optuna storage URL (RDB, server mode); empty: a journal file in the state folder."
     )
 
+    # Operator experience (docs/operations.md): dashboards, the monitoring loop, logs, health data
+    log_level: str = Field(
+        "", description="Third-party log level on the CLI (e.g. INFO); empty: WARNING, --verbose: INFO."
+    )
+    zenml_dashboard_port: int = Field(8237, gt=0, lt=65536, description="`mlops ui`: ZenML's dashboard.")
+    mlflow_ui_port: int = Field(5000, gt=0, lt=65536, description="`mlops ui`: MLflow's UI.")
+    monitor_window: int = Field(
+        1000, ge=1, description="Latest prediction-log rows one monitoring pass compares with the reference."
+    )
+    monitor_cooldown_s: float = Field(
+        3600.0, ge=0, description="After a drift episode started a retrain, no other starts for this long."
+    )
+    retention_days: float = Field(
+        90.0, gt=0, description="Prediction-log rows, scorings and feedback older than this are purged."
+    )
+
     def rollout_step_list(self) -> list[float]:
         return sorted(float(p) for p in self.rollout_steps.split(",") if p.strip())
 

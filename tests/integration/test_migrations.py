@@ -168,15 +168,20 @@ def _triggers(conn: sa.Connection) -> list[tuple[str, ...]]:
 _LEGACY_AUDIT_COLUMNS = (
     "id, at, actor, action, project, model_name, alias, from_version, to_version, decision, reason, details"
 )
+_LEGACY_PREDICTION_COLUMNS = (
+    "request_id, at, project, model_name, model_version, runtime, inputs, prediction, label, probabilities, "
+    "latency_ms"
+)
 
 
 def _rows(url: str, database: str) -> dict[str, list[tuple]]:
-    """The rows of every table of ``database`` that exists; of audit_log, its 117f35d columns."""
+    """The rows of every table of ``database`` that exists; of audit_log and predictions, their 117f35d
+    columns."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
             present = set(sa.inspect(conn).get_table_names())
-            columns = {"audit_log": _LEGACY_AUDIT_COLUMNS}
+            columns = {"audit_log": _LEGACY_AUDIT_COLUMNS, "predictions": _LEGACY_PREDICTION_COLUMNS}
             return {
                 t: [
                     tuple(r)

@@ -33,6 +33,8 @@ class Record:
     label: str
     probabilities: dict[str, float]
     latency_ms: float
+    trace_id: str | None = None  # the request's OpenTelemetry trace (32 hex digits), when tracing is on
+    subject_hash: str | None = None  # the keyed hash of the request's subject key (erasure), never the key
 
     def values(self) -> tuple[Any, ...]:
         """The row in the order of ``predictions``' columns (JSON by pydantic-core: 4x json.dumps' speed)."""
@@ -48,6 +50,8 @@ class Record:
             self.label,
             to_json(self.probabilities).decode(),
             self.latency_ms,
+            self.trace_id,
+            self.subject_hash,
         )
 
 

@@ -145,6 +145,9 @@ predictions = sa.Table(
     sa.Column("label", sa.String(200), nullable=False),
     sa.Column("probabilities", sa.Text, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
+    # p0004: the request's trace (tracing on), and the keyed hash of its subject key (erasure by subject)
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("subject_hash", sa.String(64), index=True),
     # p0003: a version's rows in a time window (the online evidence of rollouts)
     sa.Index("ix_predictions_pva", "project", "model_version", "at"),
 )

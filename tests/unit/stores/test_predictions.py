@@ -57,6 +57,8 @@ def test_rows_read_back_as_written_with_utc_times(tmp_path) -> None:
         "label": "a",
         "probabilities": {"a": 0.9},
         "latency_ms": 0.5,
+        "trace_id": None,
+        "subject_hash": None,
     }
     assert list(read_predictions(url, "readmission")["request_id"]) == ["r2"]
 

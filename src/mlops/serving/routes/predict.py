@@ -146,8 +146,12 @@ def _results(
     proba: Any,
     ids: list[str],
     started: float,
+    context: dict[str, Any],
 ) -> list[dict[str, Any]]:
+    """The answers, each submitted to the prediction log; ``context`` is the request's scope state
+    (``trace_id`` when tracing is on, ``subject_hash`` when the client named a subject)."""
     names = model.spec.class_names
+    trace_id, subject_hash = context.get("trace_id"), context.get("subject_hash")
     latency_ms = (time.perf_counter() - started) * 1000 / len(rows)
     now = datetime.now(UTC)
     out = []
@@ -169,6 +173,8 @@ def _results(
                 label,
                 probabilities,
                 latency_ms,
+                trace_id,
+                subject_hash,
             )
         )
         out.append(
@@ -311,10 +317,15 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutF
         if view is None:
             started = time.perf_counter()
             classes, proba = await _predict(model, [data])
-            return _JSONBytes(_results(model, log, [data], classes, proba, ids, started)[0], model.version)
+            return _JSONBytes(
+                _results(model, log, [data], classes, proba, ids, started, request.scope["state"])[0],
+                model.version,
+            )
         model, classes, proba, started = await _score_rollout(rollout, view, request, model, [data], ids)
         return _JSONBytes(
-            _results(model, log, [data], classes, proba, ids, started)[0], model.version, view.tag
+            _results(model, log, [data], classes, proba, ids, started, request.scope["state"])[0],
+            model.version,
+            view.tag,
         )
 
     async def predict_batch(request: Request) -> Response:
@@ -339,7 +350,9 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutF
         else:  # the whole batch goes to one version, by the request's key
             model, classes, proba, started = await _score_rollout(rollout, view, request, model, rows, ids)
             tag = view.tag
-        predictions = _results(model, state.prediction_log, rows, classes, proba, ids, started)
+        predictions = _results(
+            model, state.prediction_log, rows, classes, proba, ids, started, request.scope["state"]
+        )
         return _JSONBytes({"predictions": predictions, "model_version": model.version}, model.version, tag)
 
     common: dict[str, Any] = {"methods": ["POST"], "tags": ["predict"], "route_class_override": RequestRoute}
