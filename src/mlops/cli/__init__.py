@@ -11,12 +11,12 @@ import sys
 
 # isort: off
 # Commands are listed by `mlops --help` in the order they are registered: a model's life first.
-from mlops.cli import models, rollout, data, ops, ci, render
+from mlops.cli import models, rollout, data, monitor, health, ops, ui, ci, render
 from mlops.cli.base import app
 
 # isort: on
 
-__all__ = ["app", "ci", "data", "main", "models", "ops", "rollout"]
+__all__ = ["app", "ci", "data", "health", "main", "models", "monitor", "ops", "rollout", "ui"]
 
 
 def main() -> None:
