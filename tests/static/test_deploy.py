@@ -29,6 +29,7 @@ COMPOSE = DEPLOY / "compose.yml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 DOCKERFILE = DEPLOY / "Dockerfile"
 PROMETHEUS = DEPLOY / "prometheus"
+ALERTMANAGER = DEPLOY / "alertmanager"
 K8S = DEPLOY / "k8s"
 STACKS = ROOT / "configs" / "stacks"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -163,6 +164,7 @@ SCANNED = [
     *STACKS.glob("*.yaml"),
     *sorted((DEPLOY / "grafana").rglob("*.yml")),
     PROMETHEUS / "prometheus.yml",
+    ALERTMANAGER / "alertmanager.yml",
 ]
 
 
@@ -290,7 +292,7 @@ def test_compose_services_health_dependencies_ports_volumes() -> None:
     services = spec["services"]
     assert {
         "mysql", "zenml", "minio", "minio-init", "postgres", "mlflow", "zenml-bootstrap",
-        "inference", "prometheus", "grafana", "pipeline",
+        "inference", "prometheus", "alertmanager", "grafana", "pipeline",
     } <= set(services)  # fmt: skip
     one_shots = {name for name, s in services.items() if s.get("restart") == "no"}
     assert one_shots == {"minio-init", "zenml-bootstrap", "pipeline", "db-migrate"}
@@ -322,6 +324,7 @@ def test_compose_services_health_dependencies_ports_volumes() -> None:
         ("postgres", "/var/lib/postgresql/data"),
         ("minio", "/data"),
         ("prometheus", "/prometheus"),
+        ("alertmanager", "/alertmanager"),
         ("grafana", "/var/lib/grafana"),
     ]:
         assert any(str(v).split(":")[1] == path for v in services[stateful]["volumes"]), stateful
@@ -483,6 +486,111 @@ def test_scrape_job_and_helper_config_for_a_local_service(tmp_path: Path) -> Non
     run([tool("promtool"), "check", "config", str(path)], cwd=tmp_path)
 
 
+# ----------------------------------------------------------------------------- Alertmanager
+ALERTMANAGER_CONFIG = ALERTMANAGER / "alertmanager.yml"
+ALERTMANAGER_ENTRYPOINT = ALERTMANAGER / "entrypoint.sh"
+RECEIVER_PLACEHOLDER = "https://alert-receiver.invalid/RECEIVER_URL"
+TEAM_RECEIVERS = {"ml": "ml-team", "platform": "platform-team"}
+
+
+def test_alertmanager_config_is_valid() -> None:
+    out = run([tool("amtool"), "check-config", str(ALERTMANAGER_CONFIG)])
+    assert "SUCCESS" in out.stdout
+
+
+def test_every_rule_routes_to_its_team_and_critical_ones_page() -> None:
+    """Each shipped rule's labels, through the real routing tree (``amtool config routes test``):
+    critical pages ``oncall`` and then reaches the owning team; a warning reaches the team only."""
+    amtool = tool("amtool")
+    for rule in alert_rules():
+        labels = rule["labels"]
+        assert labels.get("team") in TEAM_RECEIVERS, f"{rule['alert']}: team label ml or platform"
+        expected = TEAM_RECEIVERS[labels["team"]]
+        if labels["severity"] == "critical":
+            expected = f"oncall,{expected}"
+        pairs = [f"alertname={rule['alert']}", *(f"{k}={v}" for k, v in labels.items())]
+        cmd = [amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}"]
+        out = run([*cmd, f"--verify.receivers={expected}", *pairs])
+        assert out.stdout.strip() == expected, rule["alert"]
+
+
+def test_alertmanager_holds_no_receiver_url_and_prometheus_sends_to_it() -> None:
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    urls = [w["url"] for r in config["receivers"] for w in r.get("webhook_configs") or []]
+    assert urls and set(urls) == {RECEIVER_PLACEHOLDER}, "the URL is given at start (entrypoint.sh)"
+    assert all(w["send_resolved"] for r in config["receivers"] for w in r["webhook_configs"])
+    assert {"group_by", "group_wait", "group_interval", "repeat_interval"} <= set(config["route"])
+    assert config["inhibit_rules"]
+    prometheus = load_yaml(PROMETHEUS / "prometheus.yml")
+    (alertmanagers,) = prometheus["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"][0]["targets"] == ["alertmanager:9093"]
+    service = compose()["services"]["alertmanager"]
+    assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", service["image"]), "pinned by tag"
+    assert service["entrypoint"] == ["/bin/sh", "/etc/alertmanager/entrypoint.sh"]
+    assert "./alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in service["volumes"]
+    assert "ALERTMANAGER_WEBHOOK_URL" in service["environment"]
+    assert service["environment"]["ALERTMANAGER_WEBHOOK_URL"] is None, "passed through, never written"
+
+
+def _render(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    rendered = tmp_path / "rendered.yml"
+    environment = {
+        "PATH": os.environ["PATH"],
+        "ALERTMANAGER_CONFIG": str(ALERTMANAGER_CONFIG),
+        "ALERTMANAGER_RENDERED": str(rendered),
+        "ALERTMANAGER_BIN": "true",  # render only: no Alertmanager here
+        **env,
+    }
+    return subprocess.run(
+        ["sh", str(ALERTMANAGER_ENTRYPOINT)], env=environment, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_entrypoint_writes_the_url_into_a_private_copy_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    url = "https://hooks.example/services/T0/B0/a&b\\1?x=$y"  # sed/awk replacement metacharacters
+    assert _render(tmp_path, ALERTMANAGER_WEBHOOK_URL=url).returncode == 0
+    rendered = tmp_path / "rendered.yml"
+    assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
+    config = load_yaml(rendered)
+    assert {w["url"] for r in config["receivers"] for w in r["webhook_configs"]} == {url}
+    assert config["route"] == load_yaml(ALERTMANAGER_CONFIG)["route"]
+    run([tool("amtool"), "check-config", str(rendered)])
+    secret = tmp_path / "webhook-url"
+    secret.write_text("http://10.0.0.7:9095/from-file\n")
+    assert (
+        _render(tmp_path, ALERTMANAGER_WEBHOOK_URL=url, ALERTMANAGER_WEBHOOK_URL_FILE=str(secret)).returncode
+        == 0
+    )
+    assert "http://10.0.0.7:9095/from-file" in rendered.read_text() and url not in rendered.read_text()
+    for bad in ("ftp://hooks.example/x", "hooks.example/x", "https://a b"):
+        refused = _render(tmp_path, ALERTMANAGER_WEBHOOK_URL=bad)
+        assert refused.returncode == 2 and "webhook URL" in refused.stderr, bad
+    unset = _render(tmp_path)
+    assert unset.returncode == 0 and "no ALERTMANAGER_WEBHOOK_URL" in unset.stderr
+    assert RECEIVER_PLACEHOLDER in rendered.read_text()
+
+
+def test_kubernetes_alertmanager_carries_the_repository_config() -> None:
+    docs = {d["kind"]: d for d in yaml.safe_load_all((K8S / "alertmanager.yaml").read_text())}
+    data = docs["ConfigMap"]["data"]
+    assert data["alertmanager.yml"] == ALERTMANAGER_CONFIG.read_text()
+    assert data["entrypoint.sh"] == ALERTMANAGER_ENTRYPOINT.read_text()
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == compose()["services"]["alertmanager"]["image"]
+    assert container["command"] == ["/bin/sh", "/etc/alertmanager/entrypoint.sh"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["ALERTMANAGER_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"]["name"] == "mlops-secrets"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    assert (
+        docs["Service"]["spec"]["selector"].items()
+        <= docs["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert docs["Service"]["spec"]["ports"][0]["port"] == 9093
+
+
 # ----------------------------------------------------------------------------- Grafana
 REQUIRED_PANELS = [
     "request rate",
@@ -567,7 +675,8 @@ def test_kustomization_lists_every_manifest() -> None:
 
 def test_deployment_probes_resources_security_and_secret_refs() -> None:
     every = [d for p in K8S_MANIFESTS for d in yaml.safe_load_all(p.read_text())]
-    docs = {d["kind"]: d for d in every if d["metadata"]["name"] != "mlops-worker"}  # the worker: below
+    others = {"mlops-worker", "mlops-alertmanager"}  # checked in their own tests
+    docs = {d["kind"]: d for d in every if d["metadata"]["name"] not in others}
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
