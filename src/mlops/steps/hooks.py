@@ -90,13 +90,33 @@ def record_error(exception: BaseException) -> None:
 
 
 def alert(settings: Settings, message: str, facts: dict[str, Any]) -> None:
-    """POST a failure to the configured webhook; an unreachable target is logged, never raised."""
+    """POST a failure to the configured webhook: ``{"text": message, **facts}`` (the shape a
+    Slack-compatible incoming webhook takes). A target that is down, refuses, answers an error or
+    is not a valid URL is logged, never raised: the run's outcome stays the step's own. The log
+    names the host only, because a chat webhook's token lives in its path."""
     url = settings.alert_webhook_url
     if not url:
         return
     import httpx
 
+    where = _webhook_host(url)
     try:
-        httpx.post(url, json={"text": message, **facts}, timeout=5.0).raise_for_status()
-    except httpx.HTTPError as exc:
-        logger.warning("alert webhook %s failed: %s", url, exc)
+        response = httpx.post(url, json={"text": message, **facts}, timeout=5.0)
+    # InvalidURL is no HTTPError; the text of either holds no URL (HTTPStatusError's does: not raised)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        logger.warning("alert webhook %s failed: %s: %s", where, type(exc).__name__, exc)
+        return
+    if response.is_error:
+        logger.warning("alert webhook %s answered HTTP %s", where, response.status_code)
+
+
+def _webhook_host(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, without its path, query or credentials."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}"
+    except ValueError:
+        return "(an invalid URL)"
