@@ -570,6 +570,19 @@ def test_entrypoint_writes_the_url_into_a_private_copy_and_refuses_a_bad_one(tmp
     assert RECEIVER_PLACEHOLDER in rendered.read_text()
 
 
+def test_the_documented_slack_pagerduty_email_receivers_are_valid(tmp_path: Path) -> None:
+    """docs/operations.md's receiver example, in place of the shipped receivers, passes amtool."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    example = re.search(r"```yaml\n(  - name: oncall\n.*?)```", text, re.DOTALL)
+    assert example, "the receiver example is gone from docs/operations.md"
+    config = load_yaml(ALERTMANAGER_CONFIG)
+    config["receivers"] = yaml.safe_load(example.group(1))
+    assert {r["name"] for r in config["receivers"]} == {"oncall", *TEAM_RECEIVERS.values()}
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    run([tool("amtool"), "check-config", str(path)])
+
+
 def test_kubernetes_alertmanager_carries_the_repository_config() -> None:
     docs = {d["kind"]: d for d in yaml.safe_load_all((K8S / "alertmanager.yaml").read_text())}
     data = docs["ConfigMap"]["data"]
