@@ -326,6 +326,38 @@ def test_a_critical_rule_pages_oncall_and_the_owning_team_then_resolves(alerting
         assert _alert(resolved, "InferenceServiceDown")["endsAt"] > alert["startsAt"]
 
 
+def _alertmanager_alerts(alerting: Alerting, alertname: str) -> list[dict[str, Any]]:
+    url = f"{alerting.alertmanager}/api/v2/alerts"
+    return list(httpx.get(url, params={"filter": f'alertname="{alertname}"'}, timeout=10).json())
+
+
+def test_a_full_spool_inhibits_the_lesser_prediction_log_alerts(alerting: Alerting) -> None:
+    """The shipped inhibition: PredictionLogRefusing (critical) silences PredictionLogDropping of the
+    same instance, which Alertmanager then holds as suppressed and notifies no one of. (Last here:
+    its increase() windows are not shortened, so these alerts stay active until the module ends.)"""
+    target, receiver = alerting.target, alerting.receiver
+    target.values.update({"mlops_prediction_log_refused_total": 0, "mlops_prediction_log_dropped_total": 0})
+    _wait_until(lambda: bool(_query(alerting.prometheus, "mlops_prediction_log_dropped_total")))
+    time.sleep(2)  # a few samples at 0 for increase() to start from
+    target.values["mlops_prediction_log_refused_total"] = 5
+    receiver.wait_for(_notification("PredictionLogRefusing", "oncall", "firing"))
+    receiver.wait_for(_notification("PredictionLogRefusing", "platform-team", "firing"))
+    target.values["mlops_prediction_log_dropped_total"] = 40
+
+    def suppressed() -> bool:
+        alerts = _alertmanager_alerts(alerting, "PredictionLogDropping")
+        return bool(alerts) and all(a["status"]["state"] == "suppressed" for a in alerts)
+
+    _wait_until(suppressed)
+    (dropping,) = _alertmanager_alerts(alerting, "PredictionLogDropping")
+    (refusing,) = _alertmanager_alerts(alerting, "PredictionLogRefusing")
+    assert dropping["status"]["inhibitedBy"] == [refusing["fingerprint"]]
+    assert dropping["labels"]["instance"] == refusing["labels"]["instance"] == target.address
+    time.sleep(3)  # several group intervals (1 s): a notification would have gone by now
+    notified = {a["labels"]["alertname"] for _, body in receiver.snapshot() for a in body["alerts"]}
+    assert "PredictionLogRefusing" in notified and "PredictionLogDropping" not in notified
+
+
 # ----------------------------------------------------------------------------- the project's own webhook
 FACTS = {"zenml_run_id", "zenml_run_name", "pipeline", "step", "stack", "zenml_user", "project"}
 
