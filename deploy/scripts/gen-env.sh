@@ -18,10 +18,10 @@ random_hex() { od -An -N24 -tx1 /dev/urandom | tr -d ' \n'; }
 umask 077
 tmp="$target.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
-# Keep the optional alert webhook empty: it is a URL, not a secret to invent.
+# Keep the optional alert webhooks empty: they are URLs, not secrets to invent.
 while IFS= read -r line || [ -n "$line" ]; do
     case "$line" in
-        MLOPS_ALERT_WEBHOOK_URL=) printf '%s\n' "$line" ;;
+        MLOPS_ALERT_WEBHOOK_URL=|ALERTMANAGER_WEBHOOK_URL=) printf '%s\n' "$line" ;;
         [A-Z]*=) printf '%s%s\n' "$line" "$(random_hex)" ;;
         *) printf '%s\n' "$line" ;;
     esac

@@ -122,6 +122,7 @@ def prometheus_config(
         job["scrape_interval"] = scrape_interval
         job["static_configs"] = [{"targets": [target], "labels": {"service": "inference"}}]
     config["scrape_configs"] = jobs
+    config.pop("alerting", None)  # no Alertmanager beside it: a test that wants one adds its own
     return config
 
 
