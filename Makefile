@@ -100,6 +100,7 @@ BENCH_BATCH_10M := $(if $(filter 1,$(BENCH_QUICK)),100000,10000000)
 BENCH_BATCH_2M := $(if $(filter 1,$(BENCH_QUICK)),100000,2000000)
 bench: env ## Every benchmark against its baseline: JSON to benchmarks/results/, plots and tables in docs/ (BENCH_QUICK=1: short)
 	$(BIN)/python benchmarks/training.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/training_profile.py $(BENCH_RUNS)
 	$(BIN)/python benchmarks/serving.py $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--seconds 3)
 	$(BIN)/python benchmarks/hotswap.py $(BENCH_RUNS) --poll-interval 0.5
 	$(BIN)/python benchmarks/coldstart.py $(BENCH_RUNS) --profile

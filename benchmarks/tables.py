@@ -411,6 +411,38 @@ def training_table(data: dict[str, Any]) -> str:
     )
 
 
+def training_profile(data: dict[str, Any]) -> str:
+    m = data["median"]
+    wall = m["wall_s"]
+    parts = [
+        (
+            "before the first step: interpreter, imports, ZenML client and store, compiling the pipeline",
+            m["before_first_step_s"],
+        )
+    ]
+    parts += [(f"step `{step}`", seconds) for step, seconds in m["steps_s"].items()]
+    parts += [
+        ("between steps: ZenML's per-step bookkeeping", m["between_steps_s"]),
+        ("after the last step: the run's end, the summary", m["after_last_step_s"]),
+    ]
+    rows = [(name, f"{seconds:.1f}", pct(seconds / wall)) for name, seconds in parts]
+    rows.append(("**wall time**", f"**{wall:.1f}**", "100 %"))
+    runs, load, cpus = data["settings"]["runs"], m["load_average_1m"], data["machine"]["cpus"]
+    note = f"\nMedians of {runs} run(s); load average {load:.1f} on {cpus} cores at the end of a run.\n"
+    return table(("part of `mlops train`", "seconds", "share"), rows) + note
+
+
+def training_imports(data: dict[str, Any]) -> str:
+    m = data["median"]
+    top = list(m["imports_s"].items())[:8]
+    rows = [(f"`{package}`", f"{seconds:.1f}", pct(seconds / m["wall_s"])) for package, seconds in top]
+    rows.append(("everything else", f"{m['imports_total_s'] - sum(s for _, s in top):.1f}", ""))
+    rows.append(
+        ("**all imports**", f"**{m['imports_total_s']:.1f}**", pct(m["imports_total_s"] / m["wall_s"]))
+    )
+    return table(("package (`-X importtime`, self time)", "seconds", "share of wall time"), rows)
+
+
 def batch_table(big: list[dict[str, Any]], small: list[dict[str, Any]]) -> str:
     (b,), (s,) = big, small
     names = {
@@ -768,6 +800,8 @@ TABLES = (
     Table("rollouts", "docs/benchmarks.md", ("rollout.json", "rollout-repeat.json"), rollouts_table),
     Table("prediction-log", "docs/benchmarks.md", ("prediction_log.json",), prediction_log_table),
     Table("training", "docs/benchmarks.md", ("training.json",), training_table),
+    Table("training-profile", "docs/benchmarks.md", ("training_profile.json",), training_profile),
+    Table("training-imports", "docs/benchmarks.md", ("training_profile.json",), training_imports),
     Table(
         "batch",
         "docs/benchmarks.md",
