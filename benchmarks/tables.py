@@ -191,7 +191,7 @@ def goals(
             verdict(max(reach) <= limit and failed == 0),
         )
     )
-    (big,) = batch
+    big = max(batch, key=lambda r: r["rows"])  # the goal is judged at the largest size measured
     rows.append(
         (
             "batch: local engine ≥ 0.7× the compute floor (issue 13)",
@@ -444,7 +444,7 @@ def training_imports(data: dict[str, Any]) -> str:
 
 
 def batch_table(big: list[dict[str, Any]], small: list[dict[str, Any]]) -> str:
-    (b,), (s,) = big, small
+    b, s = max(big, key=lambda r: r["rows"]), max(small, key=lambda r: r["rows"])
     names = {
         "floor": "compute floor: `session.run` on pre-encoded arrays",
         "astype": '`astype(str)` loop (formerly "raw onnxruntime")',
