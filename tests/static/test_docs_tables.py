@@ -84,6 +84,20 @@ def test_every_test_the_reliability_table_reads_exists() -> None:
         assert _function_exists(ROOT / path, function), f"{attack.test} no longer exists"
 
 
+def test_every_figure_the_reliability_table_needs_is_recorded_by_its_test() -> None:
+    """A row needs keys its test passes to ``figures(...)``: renamed keys would leave the row empty
+    after the next ``make reliability``, so they fail here first."""
+    for attack in tables.ATTACKS:
+        path, function = attack.test.split("::")
+        source = (ROOT / path).read_text()
+        body = source[source.index(f"def {function}(") :]
+        body = (
+            body[: m.start() + 4] if (m := re.search(r"^(?:async )?def ", body[4:], re.MULTILINE)) else body
+        )
+        missing = [key for key in attack.needs if not re.search(rf"\b{key}=", body)]
+        assert not missing, f"{attack.test} records no {missing} (benchmarks/tables.py ATTACKS)"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
 def test_every_test_and_script_a_doc_names_exists(doc: Path) -> None:
     text = doc.read_text()
