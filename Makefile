@@ -45,8 +45,9 @@ test: env ## Run the whole test suite (unit, pipeline, integration)
 test-fast: env ## Unit tests only: tests/unit (models in a real MLflow registry are tests/integration/mlflow)
 	$(BIN)/pytest tests/unit
 
-reliability: env ## The reliability suite at full length (60 s of load); figures to benchmarks/results/reliability.json
+reliability: env ## The reliability suite at full length (60 s of load); figures to benchmarks/results/reliability.json, table in docs/reliability.md
 	MLOPS_RELIABILITY_FULL=1 MLOPS_RELIABILITY_OUT=benchmarks/results/reliability.json $(BIN)/pytest tests/reliability
+	$(BIN)/python benchmarks/tables.py
 
 lint: env ## ruff (lint + format check), mypy and the import contract (layers, .importlinter)
 	$(BIN)/ruff check src tests benchmarks
@@ -93,14 +94,27 @@ serve: env ## Serve the production model on http://127.0.0.1:8000 (docs at /docs
 	$(MLOPS) serve --project $(PROJECT)
 
 # BENCH_QUICK=1: one short run each, to check the harness (its figures overwrite benchmarks/results/).
+# Every results file a table of docs/benchmarks.md reads is written here; then the plots and the tables.
 BENCH_RUNS := $(if $(filter 1,$(BENCH_QUICK)),--runs 1)
-bench: env ## Every benchmark against its baseline: JSON to benchmarks/results/, plots to docs/ (BENCH_QUICK=1: short)
+BENCH_BATCH_10M := $(if $(filter 1,$(BENCH_QUICK)),100000,10000000)
+BENCH_BATCH_2M := $(if $(filter 1,$(BENCH_QUICK)),100000,2000000)
+bench: env ## Every benchmark against its baseline: JSON to benchmarks/results/, plots and tables in docs/ (BENCH_QUICK=1: short)
 	$(BIN)/python benchmarks/training.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/training_profile.py $(BENCH_RUNS)
 	$(BIN)/python benchmarks/serving.py $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--seconds 3)
-	$(BIN)/python benchmarks/hotswap.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/hotswap.py $(BENCH_RUNS) --poll-interval 0.5
 	$(BIN)/python benchmarks/coldstart.py $(BENCH_RUNS) --profile
-	$(BIN)/python benchmarks/batch.py --project readmission $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--sizes 100000)
+	$(BIN)/python benchmarks/predict_cpu.py $(if $(filter 1,$(BENCH_QUICK)),--runs 1 --requests 2000 --warmup 200)
+	$(BIN)/python benchmarks/rollout.py $(if $(filter 1,$(BENCH_QUICK)),--quick)
+	$(BIN)/python benchmarks/rollout.py $(if $(filter 1,$(BENCH_QUICK)),--quick) --out rollout-repeat.json
+	$(BIN)/python benchmarks/prediction_log.py $(BENCH_RUNS) $(if $(filter 1,$(BENCH_QUICK)),--seconds 5)
+	$(BIN)/python benchmarks/batch.py --project readmission $(BENCH_RUNS) --sizes $(BENCH_BATCH_10M) \
+	  --modes floor local spark1 spark2 --out batch_engines-readmission-10m.json
+	$(BIN)/python benchmarks/batch.py --project readmission $(BENCH_RUNS) --sizes $(BENCH_BATCH_2M) \
+	  --out batch_engines-readmission.json
+	$(BIN)/python benchmarks/search.py $(BENCH_RUNS)
 	$(BIN)/python benchmarks/plots.py
+	$(BIN)/python benchmarks/tables.py
 
 clean: ## Remove all local state (.mlops), caches and the environments
 	rm -rf .mlops .pytest_cache .ruff_cache .mypy_cache $(VENV) $(TOOLS)

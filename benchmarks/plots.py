@@ -7,7 +7,8 @@ docs/benchmarks.md always come from the JSON the benchmarks wrote:
     serving-iris.json     -> docs/benchmarks-serving.png    (throughput and latency)
     hotswap-iris.json     -> docs/benchmarks-hotswap.png    (swap latency; responses around the move)
     coldstart-iris.json   -> docs/benchmarks-coldstart.png  (time to ready; import time by package)
-    batch-<project>.json  -> docs/benchmarks-batch-<project>.png (rows/s and peak RSS by size)
+    batch_engines-readmission-10m.json -> docs/benchmarks-batch-readmission.png (rows/s and peak RSS
+                          of each engine and the compute floor)
 
     .venv/bin/python benchmarks/plots.py [--results benchmarks/results] [--docs docs]
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 ROOT = Path(__file__).resolve().parent.parent
 OURS, BASELINE = "#1f77b4", "#999999"
@@ -131,32 +132,37 @@ def coldstart(data: dict[str, Any]) -> Figure:
     return fig
 
 
+BATCH_MODES = {
+    "floor": "compute floor",
+    "astype": "astype(str) loop",
+    "local": "local engine",
+    "spark1": "Spark local[1]",
+    "spark2": "Spark local[2]",
+}
+
+
 def batch(data: list[dict[str, Any]]) -> Figure:
-    rows = [d["rows"] for d in data]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.plot(rows, [d["raw_rows_per_s"] for d in data], "o-", color=BASELINE, label="raw onnxruntime")
-    left.plot(rows, [d["ours_rows_per_s"] for d in data], "o-", color=OURS, label="mlops batch")
-    for d in data:
-        left.annotate(
-            f"{d['ratio']:.2f}x",
-            (d["rows"], d["ours_rows_per_s"]),
-            textcoords="offset points",
-            xytext=(0, -14),
-        )
-    left.set_xscale("log")
-    left.set_xlabel("rows")
-    left.set_ylabel("rows / s")
-    left.set_ylim(bottom=0)
-    left.set_title(f"Batch throughput (ratio median {statistics.median(d['ratio'] for d in data):.2f})")
-    left.legend()
-    right.plot(rows, [d["raw_peak_rss_mb"] for d in data], "o-", color=BASELINE, label="raw onnxruntime")
-    right.plot(rows, [d["ours_peak_rss_mb"] for d in data], "o-", color=OURS, label="mlops batch")
-    right.set_xscale("log")
-    right.set_xlabel("rows")
-    right.set_ylabel("peak RSS (MB)")
-    right.set_ylim(bottom=0)
+    """Each engine of benchmarks/batch.py at one size: rows/s (median and runs) and peak memory."""
+    (row,) = data
+    modes = [m for m in BATCH_MODES if f"{m}_rows_per_s" in row]
+    labels = [BATCH_MODES[m] for m in modes]
+    colors = [BASELINE if m in ("floor", "astype") else OURS for m in modes]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.barh(labels, [row[f"{m}_rows_per_s"] for m in modes], color=colors)
+    for y, mode in enumerate(modes):
+        runs = row[f"{mode}_rows_per_s_runs"]
+        left.plot(runs, [y] * len(runs), "k.", label="runs" if y == 0 else None)
+    left.invert_yaxis()
+    left.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
+    left.set_xlabel("rows / s, median and runs")
+    left.set_title(
+        f"Batch scoring, {row['rows']:,} readmission rows: local {row['local_vs_floor']:.2f}x floor"
+    )
+    left.legend(loc="lower right")
+    right.barh(labels, [row[f"{m}_peak_rss_mb"] for m in modes], color=colors)
+    right.invert_yaxis()
+    right.set_xlabel("peak RSS of the process tree (MB)")
     right.set_title("Memory")
-    right.legend()
     return fig
 
 
@@ -165,6 +171,7 @@ PLOTS: dict[str, tuple[Callable[[Any], Figure], str]] = {
     "serving-iris.json": (serving, "benchmarks-serving.png"),
     "hotswap-iris.json": (hotswap, "benchmarks-hotswap.png"),
     "coldstart-iris.json": (coldstart, "benchmarks-coldstart.png"),
+    "batch_engines-readmission-10m.json": (batch, "benchmarks-batch-readmission.png"),
 }
 
 
@@ -174,8 +181,6 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
     jobs = dict(PLOTS)
-    for path in sorted(args.results.glob("batch-*.json")):
-        jobs[path.name] = (batch, f"benchmarks-{path.stem}.png")
     args.docs.mkdir(parents=True, exist_ok=True)
     for name, (draw, png) in jobs.items():
         source = args.results / name

@@ -1,8 +1,10 @@
 """In-process CPU per ``POST /predict`` request: a baseline commit's service against this tree's.
 
-The baseline's ``src/`` is exported with ``git archive`` into a temporary folder (nothing is written
-to the repository), one iris model is trained once into a temporary state folder, and each version
-is then imported in its own subprocess (``PYTHONPATH`` puts its ``src/`` first) that:
+The baseline's ``src/`` (and its ``tests/support`` fixture builders, when it has them) is exported
+with ``git archive`` into a temporary folder (nothing is written to the repository). Each version
+trains its iris model (the same seed and data) into its own temporary state folder with its own
+code, since a state folder written by one version's stores is not always readable by another's;
+each version is then imported in its own subprocess (``PYTHONPATH`` puts its ``src/`` first) that:
 
 1. builds the app with ``create_app(settings)`` and runs its real lifespan (model loaded from the
    registry, prediction log writing to SQLite);
@@ -37,7 +39,7 @@ from pathlib import Path
 from subprocess import PIPE
 from typing import Any
 
-from baseline import export_src
+from baseline import export_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "343c736"  # main when the one-route /predict work started (LeanPredict still there)
@@ -208,41 +210,86 @@ def _describe(src: Path) -> str:
 
 
 def environment(src: Path, state: Path) -> dict[str, str]:
+    """``src`` first on the path, then the tree holding it (its ``tests.support``, if any), then this
+    checkout (``tests.support`` of today for a baseline that has none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_", "PROMETHEUS_"))}
+    path = os.pathsep.join(dict.fromkeys([str(src), str(src.parent), str(ROOT)]))
     env.update(
-        PYTHONPATH=str(src), MLOPS_HOME=str(state), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true"
+        PYTHONPATH=path,
+        MLOPS_HOME=str(state),
+        ZENML_CONFIG_PATH=str(state / "zenml"),
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
     )
     return env
 
 
-def train(src: Path, state: Path) -> None:
-    """One promoted iris model, trained with the baseline's code (both versions serve the same one)."""
-    code = (
-        "from mlops.settings import apply_environment, get_settings\n"
-        "from mlops.lifecycle import train_register_promote\n"
-        "train_register_promote(apply_environment(get_settings()), 'iris')\n"
-    )
-    subprocess.run([sys.executable, "-c", code], env=environment(src, state), cwd=state.parent, check=True)
+# Trains with whichever API the version has: configure_libraries + tests.support.training (today), or
+# apply_environment + mlops.lifecycle (before 7f988d1 and 9e6b0aa).
+TRAIN = """
+try:
+    from mlops.configure import configure_libraries
+except ImportError:
+    from mlops.settings import apply_environment as configure_libraries
+try:
+    from tests.support.training import train_register_promote
+except ImportError:
+    from mlops.lifecycle import train_register_promote
+from mlops.settings import get_settings
+train_register_promote(configure_libraries(get_settings()), "iris")
+"""
 
 
-def one_run(versions: dict[str, Path], state: Path, requests: int, warmup: int) -> dict[str, dict[str, Any]]:
+def train(src: Path, state: Path, log: Path) -> None:
+    """One promoted iris model in ``state``, trained by the version in ``src`` (output to ``log``)."""
+    with log.open("ab") as out:
+        done = subprocess.run(
+            [sys.executable, "-c", TRAIN],
+            env=environment(src, state),
+            cwd=state.parent,
+            stdout=out,
+            stderr=out,
+        )
+    if done.returncode:
+        raise SystemExit(f"training with {src} failed:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 40) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def one_run(
+    versions: dict[str, Path], states: dict[str, Path], requests: int, warmup: int
+) -> dict[str, dict[str, Any]]:
     """A fresh process per version, warmed up; then ``SEGMENTS`` segments of each, alternating."""
     cmd = [sys.executable, __file__, "--child", "--warmup", str(warmup)]
-    pipes: dict[str, Any] = {"stdin": PIPE, "stdout": PIPE, "stderr": subprocess.DEVNULL, "text": True}
-    procs = {
-        name: subprocess.Popen(cmd, env=environment(src, state), cwd=state.parent, **pipes)
-        for name, src in versions.items()
-    }
+    logs = {name: states[name].parent / f"child-{name}.log" for name in versions}
+    procs = {}
+    for name, src in versions.items():
+        with logs[name].open("ab") as log:
+            procs[name] = subprocess.Popen(
+                cmd, env=environment(src, states[name]), cwd=states[name].parent,
+                stdin=PIPE, stdout=PIPE, stderr=log, text=True,
+            )  # fmt: skip
     segments: dict[str, list[float]] = {name: [] for name in versions}
+
+    def answer(name: str) -> str:
+        proc = procs[name]
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line:  # the child died: its own words say why
+            raise SystemExit(f"{name} stopped answering:\n{_tail(logs[name])}")
+        return line
+
     try:
-        for name, proc in procs.items():
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", name
+        for name in procs:
+            assert answer(name) == "ready", name
         for _ in range(SEGMENTS):
             for name, proc in procs.items():
-                assert proc.stdin is not None and proc.stdout is not None
+                assert proc.stdin is not None
                 proc.stdin.write(f"{requests // SEGMENTS}\n")
                 proc.stdin.flush()
-                segments[name].append(float(proc.stdout.readline()))
+                segments[name].append(float(answer(name)))
         for proc in procs.values():
             assert proc.stdin is not None
             proc.stdin.write("quit\n")
@@ -259,7 +306,7 @@ def run_child(src: Path, state: Path, *args: str) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", *args]
     out = subprocess.run(cmd, env=environment(src, state), cwd=state.parent, capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(f"{src}: {out.stderr[-3000:]}")
+        raise SystemExit(f"{src}: {out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -284,10 +331,12 @@ def main() -> None:
         commit = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", args.baseline], capture_output=True, text=True, check=True
         ).stdout.strip()
-        versions = {"before": export_src(commit, work / "before"), "after": args.after.resolve()}
-        state = work / "state"
-        train(versions["before"], state)
-        answers = {name: run_child(src, state, "--check")["answers"] for name, src in versions.items()}
+        versions = {"before": export_tree(commit, work / "before") / "src", "after": args.after.resolve()}
+        states = {name: work / name / "state" for name in versions}
+        for name, src in versions.items():
+            states[name].parent.mkdir(parents=True, exist_ok=True)
+            train(src, states[name], states[name].parent / "train.log")
+        answers = {name: run_child(src, states[name], "--check")["answers"] for name, src in versions.items()}
         differences = {
             case: {"before": answers["before"][case], "after": answers["after"][case]}
             for case in answers["before"]
@@ -296,7 +345,7 @@ def main() -> None:
         print(f"answers: {len(answers['before'])} cases, {len(differences)} different", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
         for i in range(args.runs):
-            for name, result in one_run(versions, state, args.requests, args.warmup).items():
+            for name, result in one_run(versions, states, args.requests, args.warmup).items():
                 runs[name].append(result)
                 print(f"run {i + 1} {name:6s} {result['cpu_us']:.1f} us CPU / request", flush=True)
     finally:

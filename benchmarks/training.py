@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     contenders = {
         "naive (2 steps, inferred requirements)": [sys.executable, "benchmarks/naive_pipeline.py"],
-        "mlops train (8 steps, ONNX, gates, promotion)": [str(BIN / "mlops"), "train", "--json"],
+        "mlops train (search, ONNX, gates, promotion)": [str(BIN / "mlops"), "train", "--json"],
     }
     with tempfile.TemporaryDirectory() as tmp:
         states = {name: Path(tmp) / str(i) for i, name in enumerate(contenders)}

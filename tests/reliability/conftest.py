@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,5 +46,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for test, values in _FIGURES.items():
         terminalreporter.write_line(f"{test}: {json.dumps(values, sort_keys=True)}")
     if out := os.environ.get("MLOPS_RELIABILITY_OUT"):
+        run = {"full": FULL, "commit": _commit(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(json.dumps({"full": FULL, "tests": _FIGURES}, indent=1, sort_keys=True) + "\n")
+        Path(out).write_text(json.dumps({**run, "tests": _FIGURES}, indent=1, sort_keys=True) + "\n")
+
+
+def _commit() -> str:
+    """The commit the figures were measured on (``+changes`` when src/ or tests/ differ from it), for the
+    generated table in docs/reliability.md (benchmarks/tables.py)."""
+    root = Path(__file__).resolve().parents[2]
+    git = ["git", "-C", str(root)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        return "unknown"
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no", "--", "src", "tests"],
+        capture_output=True,
+        text=True,
+    )
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
