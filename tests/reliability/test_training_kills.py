@@ -1,4 +1,4 @@
-"""`kill -9` of `mlops train` at each of its eight steps, with a production model in place: no alias
+"""`kill -9` of `mlops train` at each of its nine steps, with a production model in place: no alias
 moves, the audit log names every death once, the ZenML runs are marked failed, the next run works.
 
 The production model is a weak one (a tenth of its training labels flipped). Every run that
