@@ -66,7 +66,7 @@ _EVENTS = (
 _MARKS = {
     "completed": ("✓", "green"),
     "cached": ("↺", "cyan"),
-    "skipped": ("–", "dim"),
+    "skipped": ("-", "dim"),
     "failed": ("✗", "red"),
 }
 
