@@ -144,22 +144,22 @@ class PipelineProgress:
         if self.plain and now - self._last_rows_line >= 5:
             self._last_rows_line = now
             of = f" of {self.total_rows:,}" if self.total_rows else ""
-            self._print(f"{rows:,}{of} rows scored")
+            self.print_line(f"{rows:,}{of} rows scored")
 
     def finish(self, failed: bool) -> None:
         self.ended, self.failed = time.time(), self.failed or failed
         if self.plain:
-            self._print(self._summary())
+            self.print_line(self._summary())
 
     def _line(self, step: StepState) -> None:
         if step.state == "running":
-            self._print(f"step {step.name} running")
+            self.print_line(f"step {step.name} running")
         elif step.state in ("completed", "failed"):
-            self._print(f"step {step.name} {step.state} in {_duration(step.seconds(time.time()))}")
+            self.print_line(f"step {step.name} {step.state} in {_duration(step.seconds(time.time()))}")
         else:
-            self._print(f"step {step.name} {step.state}")
+            self.print_line(f"step {step.name} {step.state}")
 
-    def _print(self, text: str) -> None:
+    def print_line(self, text: str) -> None:
         self.console.print(text, soft_wrap=True, highlight=False, markup=False)
 
     def _summary(self) -> str:
@@ -338,11 +338,7 @@ def _terminal() -> tuple[IO[str], bool]:
     test runners), which then needs no protection."""
     try:
         fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return sys.stdout, False
-    import io
-
-    if not isinstance(fd, int) or isinstance(sys.stdout, io.StringIO):
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
         return sys.stdout, False
     return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace"), True
 
@@ -373,7 +369,7 @@ def pipeline_progress(
             plain = shown or not console.is_terminal
             progress = PipelineProgress(title, console, plain=plain, total_rows=total_rows)
             if plain:
-                progress._print(title)
+                progress.print_line(title)
             else:
                 from rich.live import Live
 
@@ -402,7 +398,9 @@ def pipeline_progress(
                     if progress is not None:
                         progress.finish(failed)
         finally:
-            if failed and path is not None and path.exists() and path.stat().st_size:
+            if path is not None and path.exists() and not path.stat().st_size:
+                path.unlink()  # nothing was written: no file to look for
+            elif failed and path is not None and path.exists():
                 Console(stderr=True, highlight=False).print(
                     f"library output of this run: {path}", soft_wrap=True
                 )
