@@ -78,22 +78,38 @@ def test_the_live_table_shows_steps_durations_and_the_row_bar() -> None:
     assert "scoring big.csv" in text
 
 
-def test_library_output_goes_to_the_log_file_not_the_terminal(tmp_path, capfd) -> None:
-    """Every way a library writes: Python's streams, the raw descriptors, a child process."""
+def test_library_output_goes_to_the_log_file_not_the_terminal(tmp_path) -> None:
+    """Every way a library writes: Python's streams, logging, the raw descriptors, a child process
+    (in a process of its own: pytest's capture replaces the streams)."""
     log = tmp_path / "run.log"
-    with progress.library_output_to(log):
-        print("print to stdout")
-        print("print to stderr", file=sys.stderr)
-        os.write(1, b"raw fd 1\n")
-        os.write(2, b"raw fd 2\n")
-        subprocess.run(["echo", "child process"], check=True)
-        logging.getLogger("mlflow.test").warning("a library warning")
-    terminal = capfd.readouterr()
-    for line in ("print to stdout", "print to stderr", "raw fd 1", "raw fd 2", "child process"):
+    code = f"""
+import logging, os, subprocess, sys
+from pathlib import Path
+from mlops.cli.progress import library_output_to
+logging.basicConfig()
+with library_output_to(Path({str(log)!r})):
+    print("print to stdout")
+    print("print to stderr", file=sys.stderr)
+    os.write(1, b"raw fd 1\\n")
+    os.write(2, b"raw fd 2\\n")
+    subprocess.run(["echo", "child process"], check=True)
+    logging.getLogger("mlflow.test").warning("a library warning")
+print("after the block")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    written = (
+        "print to stdout",
+        "print to stderr",
+        "raw fd 1",
+        "raw fd 2",
+        "child process",
+        "a library warning",
+    )
+    for line in written:
         assert line in log.read_text()
-        assert line not in terminal.out + terminal.err
-    print("after the block")
-    assert "after the block" in capfd.readouterr().out  # the descriptors are back
+        assert line not in out.stdout + out.stderr
+    assert out.stdout == "after the block\n"  # the descriptors are back
 
 
 def test_count_rows_of_csv_and_parquet(tmp_path) -> None:
@@ -112,7 +128,7 @@ def test_count_rows_of_csv_and_parquet(tmp_path) -> None:
 def test_a_bad_log_level_is_a_usage_error(settings) -> None:
     from mlops.errors import UsageError
 
-    with pytest.raises(UsageError, match="MLOPS_LOG_LEVEL='LOUD'") as caught:
+    with pytest.raises(UsageError, match="MLOPS_LOG_LEVEL='loud'") as caught:
         progress.library_level(settings.model_copy(update={"log_level": "loud"}))
     assert caught.value.hint and "DEBUG, INFO" in caught.value.hint
     assert progress.library_level(settings.model_copy(update={"log_level": "info"})) == (logging.INFO, True)
