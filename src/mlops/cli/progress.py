@@ -332,6 +332,13 @@ def count_rows(path: Path) -> int | None:
     return None
 
 
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _terminal() -> tuple[IO[str], bool]:
     """A stream on what stdout is now, that stays there while fds 1 and 2 are redirected: a
     duplicate of its descriptor (closed after), or the stream itself when it has none (in-process
@@ -366,7 +373,8 @@ def pipeline_progress(
                 stack.callback(stream.close)
             probe = Console(file=stream)
             console = Console(file=stream, width=probe.width, highlight=False)
-            plain = shown or not console.is_terminal
+            # a live table only on a real terminal (FORCE_COLOR makes rich call a pipe one)
+            plain = shown or not (_isatty(stream) and console.is_interactive)
             progress = PipelineProgress(title, console, plain=plain, total_rows=total_rows)
             if plain:
                 progress.print_line(title)
