@@ -300,6 +300,24 @@ def library_output_to(path: Path) -> Iterator[None]:
         os.close(target)
 
 
+@contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """File descriptor 1 writes where 2 does for the block: with ``--json`` and library output
+    shown, a library's child process cannot put a line into the document's stream."""
+    if not (_fd_open(1) and _fd_open(2)):
+        yield
+        return
+    _flush_streams()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        _flush_streams()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def log_path(settings: Settings, command: str) -> Path:
     """A fresh log file for this command in the state folder's ``logs/``; the oldest beyond
     ``KEEP_LOGS`` are removed (``make clean`` removes the folder with the rest of the state)."""
@@ -397,6 +415,8 @@ def pipeline_progress(
             with ExitStack() as inner:
                 if path is not None:
                     inner.enter_context(library_output_to(path))
+                elif as_json:
+                    inner.enter_context(stdout_to_stderr())
                 if live is not None:
                     inner.enter_context(live)
                 try:

@@ -113,6 +113,22 @@ print("after the block")
     assert out.stdout == "after the block\n"  # the descriptors are back
 
 
+def test_with_json_and_library_output_shown_stdout_keeps_only_the_document() -> None:
+    code = """
+import os, subprocess
+from mlops.cli.progress import stdout_to_stderr
+with stdout_to_stderr():
+    print("a library line", flush=True)
+    os.write(1, b"raw fd 1\\n")
+    subprocess.run(["echo", "child process"], check=True)
+print('{"document": true}')
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"document": True}
+    assert out.stderr.splitlines() == ["a library line", "raw fd 1", "child process"]
+
+
 def test_count_rows_of_csv_and_parquet(tmp_path) -> None:
     import pandas as pd
 
