@@ -185,8 +185,9 @@ def test_quiet_by_default(tmp_path) -> None:
     assert not ANSI.search(out.stdout + out.stderr)
 
 
-def test_verbose_lets_library_lines_through(tmp_path) -> None:
-    out = _mlops(tmp_path / "state", "--verbose", "reproduce", "1")
+@pytest.mark.parametrize("args", [("--verbose", "reproduce", "1"), ("reproduce", "1", "--verbose")])
+def test_verbose_lets_library_lines_through(tmp_path, args) -> None:
+    out = _mlops(tmp_path / "state", *args)
     assert out.returncode == 4, out.stderr
     assert MLFLOW_DB_LINE in out.stderr
     assert "error: model 'iris-classifier' has no version 1" in out.stderr
