@@ -8,6 +8,7 @@ that fit one machine it needs no JVM and starts in no time (``batch.spark`` is t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from mlops.runtime import LoadedModel
 
 Progress = Callable[[int], None]
+# One DEBUG record per chunk with ``rows_scored`` (so far): the CLI's row bar listens, nothing else
+# is coupled to it (off unless a listener enables the logger).
+ROWS = logging.getLogger("mlops.batch.rows")
 T = TypeVar("T")
 
 
@@ -86,6 +90,7 @@ def score_file(
             chunks += 1
             if progress:
                 progress(tally.rows)
+            ROWS.debug("%d rows scored", total.rows, extra={"rows_scored": total.rows})
         if pending is not None:
             pending.result()
         if writer is None:

@@ -20,6 +20,10 @@ __all__ = ["app", "ci", "data", "health", "main", "models", "monitor", "ops", "r
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if "--verbose" in args[1:] and "--" not in args[: args.index("--verbose")]:
+        # `mlops train --verbose` as well as `mlops --verbose train`: the option is the app's
+        sys.argv[1:] = ["--verbose", *(a for a in args if a != "--verbose")]
     if "--json" in sys.argv[1:]:
         # ZenML and MLflow log to stdout; keep it machine-readable by sending everything else to stderr.
         render.json_out, sys.stdout = sys.stdout, sys.stderr

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlops.cli import render
+from mlops.cli import progress, render
 from mlops.errors import MlopsError, NotFound
 from mlops.settings import Settings, get_settings
 
@@ -49,8 +49,18 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version.")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Show ZenML's and MLflow's own output (INFO) as commands run; MLOPS_LOG_LEVEL sets "
+            "another level. Without either it goes to a log file in the state folder.",
+        ),
+    ] = False,
 ) -> None:
     """Train, register, promote, serve and govern ML models (ZenML + MLflow + FastAPI)."""
+    progress.verbose = verbose
 
 
 ProjectOpt = Annotated[
@@ -84,7 +94,8 @@ def require_alias(settings: Settings, project: str, alias: str) -> None:
 
 
 def quiet_libraries() -> None:
-    import logging
-
-    for name in ("mlflow", "alembic", "zenml", "urllib3"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """The libraries' loggers at the level --verbose / MLOPS_LOG_LEVEL choose (WARNING by default),
+    for commands that use them without a progress display (``render.pipeline_progress`` does this
+    itself)."""
+    level, _ = progress.library_level(get_settings())
+    progress.apply_library_levels(level)

@@ -77,9 +77,17 @@ def batch_predict(
     check_input_file(get_project(name), source)
     quiet_libraries()
     require_alias(settings, name, alias)
+    from mlops.cli.progress import count_rows
     from mlops.runner import run_batch
 
-    result = run_batch(settings, name, source, target, alias=alias, chunk_rows=chunk_rows)
+    with render.pipeline_progress(
+        settings,
+        f"scoring {source.name} with {name}@{alias}",
+        command="batch-predict",
+        as_json=as_json,
+        total_rows=None if as_json else count_rows(source),
+    ):
+        result = run_batch(settings, name, source, target, alias=alias, chunk_rows=chunk_rows)
     render.show(result, as_json, render.batch)
 
 
@@ -102,7 +110,9 @@ def drift(
     require_alias(settings, name, alias)
     from mlops.runner import run_monitoring
 
-    with render.console.status("checking drift (Evidently)…"):
+    with render.pipeline_progress(
+        settings, f"checking drift of {name}@{alias} (Evidently)", command="drift", as_json=as_json
+    ):
         result = run_monitoring(settings, name, alias=alias, source=source, window=window)
     render.show(result, as_json, render.drift)
 
@@ -132,10 +142,12 @@ def reproduce(
 ) -> None:
     """Re-run training from the recorded dataset artifact and config; report whether metrics match."""
     settings, name = settings_for(project)
-    quiet_libraries()
     from mlops.lineage import reproduce as do_reproduce
 
-    result = do_reproduce(settings, name, version)
+    with render.pipeline_progress(
+        settings, f"re-training {name} version {version}", command="reproduce", as_json=as_json
+    ):
+        result = do_reproduce(settings, name, version)
     render.show(result, as_json, render.reproduction)
     if not result["match"]:
         raise SystemExit(1)

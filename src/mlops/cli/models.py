@@ -54,16 +54,10 @@ def train(
         overrides["search_timeout_s"] = search_timeout
     if overrides:
         settings = settings.model_copy(update=overrides)
-    quiet_libraries()
     from mlops.runner import run_training
 
-    if as_json:
+    with render.pipeline_progress(settings, f"training {name}", command="train", as_json=as_json):
         result = run_training(settings, name)
-    else:
-        with render.console.status(
-            f"[bold]Training [cyan]{name}[/] through the ZenML pipeline…", spinner="dots"
-        ):
-            result = run_training(settings, name)
     render.show(result, as_json, render.training(name))
 
 

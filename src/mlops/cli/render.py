@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+# The long commands' step display (``mlops.cli.progress``), drawn from here like every output.
+from mlops.cli.progress import PipelineProgress as PipelineProgress
+from mlops.cli.progress import pipeline_progress as pipeline_progress
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
