@@ -164,7 +164,9 @@ class Settings(BaseSettings):
 
     # Operator experience (docs/operations.md): dashboards, the monitoring loop, logs, health data
     log_level: str = Field(
-        "", description="Third-party log level on the CLI (e.g. INFO); empty: WARNING, --verbose: INFO."
+        "",
+        description="Third-party log lines shown on the CLI from this level (e.g. INFO); empty: WARNING and "
+        "above into <state>/logs/, --verbose: INFO, shown.",
     )
     zenml_dashboard_port: int = Field(8237, gt=0, lt=65536, description="`mlops ui`: ZenML's dashboard.")
     mlflow_ui_port: int = Field(5000, gt=0, lt=65536, description="`mlops ui`: MLflow's UI.")

@@ -54,26 +54,10 @@ def score_batch(
 
 
 def _score_locally(model: Any, source: Path, output: Path, chunk_rows: int, run_id: str) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    # The rows' progress is the CLI's (mlops.cli.progress reads the per-chunk records of score_file).
     from mlops.batch import score_file
 
-    with Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        TextColumn("{task.completed:,} rows"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("rows", total=None)
-        return score_file(
-            model,
-            source,
-            output,
-            chunk_rows=chunk_rows,
-            run_id=run_id,
-            progress=lambda n: bar.advance(task, n),
-        )
+    return score_file(model, source, output, chunk_rows=chunk_rows, run_id=run_id)
 
 
 def _score_on_spark(
