@@ -58,9 +58,10 @@ class Child:
     def running(self) -> bool:
         return self.popen.poll() is None
 
-    def describe(self) -> str:
+    def describe(self, what: str) -> str:
+        """``what`` happened to this child, with where its log is (when it has one)."""
         where = f"; its log: {self.log}" if self.log else ""
-        return f"{self.name} (pid {self.popen.pid}){where}"
+        return f"{self.name} (pid {self.popen.pid}) {what}{where}"
 
 
 def group_alive(pgid: int) -> bool:
@@ -188,7 +189,7 @@ def wait_http(url: str, child: Child, timeout: float, ok: Sequence[int] = (200,)
     last = "no answer"
     while time.monotonic() < deadline:
         if not child.running():
-            raise ChildFailed(f"{child.describe()} exited with code {child.popen.returncode}")
+            raise ChildFailed(child.describe(f"exited with code {child.popen.returncode}"))
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status in ok:
@@ -201,4 +202,4 @@ def wait_http(url: str, child: Child, timeout: float, ok: Sequence[int] = (200,)
         except (urllib.error.URLError, OSError) as exc:
             last = str(exc)
         time.sleep(0.3)
-    raise ChildFailed(f"{child.describe()} did not answer {url} within {timeout:.0f} s ({last})")
+    raise ChildFailed(child.describe(f"did not answer {url} within {timeout:.0f} s ({last})"))

@@ -30,7 +30,7 @@ def ui(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
                 render.console.print("[dim]Ctrl-C stops both[/]")
             exited = children.wait()
             raise MlopsError(
-                f"{exited.describe()} exited with code {exited.popen.returncode}",
+                exited.describe(f"exited with code {exited.popen.returncode}"),
                 hint="the other one was stopped; start `mlops ui` again",
             )
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM, SIGHUP (mlops.processes.Stopped): both are stopped
