@@ -58,7 +58,13 @@ class Dashboards:
     logs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode, "zenml": self.zenml, "mlflow": self.mlflow, **self.links, "logs": self.logs}
+        return {
+            "mode": self.mode,
+            "zenml": self.zenml,
+            "mlflow": self.mlflow,
+            **self.links,
+            "logs": self.logs,
+        }
 
 
 # ----- where the project's ZenML store is -----
@@ -142,10 +148,10 @@ def start(settings: Settings, project: str, children: Children, store: ProjectSt
     tracking = settings.mlflow_tracking_uri
     model_page = f"#/models/{quote(settings.registered_model_name(project))}"
     if is_server_url(tracking) or is_server_url(store_url):
-        zenml = store_url.rstrip("/") if is_server_url(store_url) else ""
-        mlflow = tracking.rstrip("/") if is_server_url(tracking) else ""
-        links = {"mlflow_model": f"{mlflow}/{model_page}"} if mlflow else {}
-        return Dashboards("server", mask_url(zenml), mask_url(mlflow), links)
+        zenml_server = store_url.rstrip("/") if is_server_url(store_url) else ""
+        mlflow_server = tracking.rstrip("/") if is_server_url(tracking) else ""
+        links = {"mlflow_model": f"{mlflow_server}/{model_page}"} if mlflow_server else {}
+        return Dashboards("server", mask_url(zenml_server), mask_url(mlflow_server), links)
     if not store_url:
         raise NotFound(
             f"no ZenML store yet under {store.path.parent}",
@@ -173,12 +179,23 @@ def start(settings: Settings, project: str, children: Children, store: ProjectSt
         "ZENML_ANALYTICS_OPT_IN": "false",
     }
     zenml_url = f"http://{host}:{settings.zenml_dashboard_port}"
-    zenml_cmd = [str(BIN / "uvicorn"), ZENML_APP, "--host", host, "--port", str(settings.zenml_dashboard_port)]
+    zenml_cmd = [
+        str(BIN / "uvicorn"),
+        ZENML_APP,
+        "--host",
+        host,
+        "--port",
+        str(settings.zenml_dashboard_port),
+    ]
     zenml = children.start(
         "zenml-dashboard", [*zenml_cmd, "--workers", "1"], env=zenml_env, log=logs_dir / "zenml-dashboard.log"
     )
 
-    mlflow_env = {**base_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    mlflow_env = {
+        **base_env,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     mlflow_url = f"http://{host}:{settings.mlflow_ui_port}"
     mlflow_cmd = [str(BIN / "mlflow"), "server", "--backend-store-uri", tracking]
     mlflow_cmd += ["--default-artifact-root", settings.mlflow_artifact_location, "--no-serve-artifacts"]
@@ -204,14 +221,14 @@ def start(settings: Settings, project: str, children: Children, store: ProjectSt
 
 def _api(base: str, path: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 (base: the server started here, http://127.0.0.1)
         f"{base}/api/v1{path}",
         data=data,
         method="PUT" if body is not None else "GET",
         headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http://127.0.0.1 only)
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise MlopsError(f"ZenML's server at {base} refused {path}: {exc}") from None
@@ -222,7 +239,10 @@ def finish_onboarding(base: str) -> None:
     dashboard shows the survey while ``email_opted_in`` is null or the survey flag is unset."""
     user = _api(base, "/current-user")
     metadata = dict((user.get("metadata") or {}).get("user_metadata") or {})
-    if metadata.get("finished_onboarding_survey") and (user.get("body") or {}).get("email_opted_in") is not None:
+    if (
+        metadata.get("finished_onboarding_survey")
+        and (user.get("body") or {}).get("email_opted_in") is not None
+    ):
         return
     metadata["finished_onboarding_survey"] = True
     _api(base, "/current-user", {"email_opted_in": False, "user_metadata": metadata})

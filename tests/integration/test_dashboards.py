@@ -68,8 +68,16 @@ def page_text(url: str, until: re.Pattern[str], *, script: str = "", timeout: fl
         os.dup2(replies_w, 4)
 
     proc = subprocess.Popen(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe"]
-        + ["--window-size=1600,2400", f"--user-data-dir={profile}", "about:blank"],
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-pipe",
+            "--window-size=1600,2400",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ],
         pass_fds=(3, 4),
         preexec_fn=pipes_on_3_and_4,
         stdout=subprocess.DEVNULL,
@@ -264,9 +272,27 @@ def test_a_busy_port_names_its_setting(trained_home: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = service_env(trained_home, MLOPS_MLFLOW_UI_PORT=str(port), MLOPS_ZENML_DASHBOARD_PORT=str(free_port()))
+        env = service_env(
+            trained_home, MLOPS_MLFLOW_UI_PORT=str(port), MLOPS_ZENML_DASHBOARD_PORT=str(free_port())
+        )
         out = subprocess.run([MLOPS, "ui"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
     assert f"port {port}" in out.stderr and "MLOPS_MLFLOW_UI_PORT" in out.stderr
     assert "Traceback" not in out.stderr
 
+
+def test_the_store_configuration_is_put_back_byte_for_byte(tmp_path: Path) -> None:
+    from mlops.dashboards import ProjectStore
+
+    config = tmp_path / "config.yaml"
+    original = b"store:\n  type: sql\n  url: sqlite:////state/zenml.db  # a comment, kept\n"
+    config.write_bytes(original)
+    store = ProjectStore.read(tmp_path)
+    assert store.url() == "sqlite:////state/zenml.db" and not store.restore()
+    config.write_bytes(b"store:\n  type: rest\n  url: http://127.0.0.1:8237\n")  # what a login writes
+    assert store.restore() and config.read_bytes() == original
+
+    absent = ProjectStore.read(tmp_path / "none")
+    (tmp_path / "none").mkdir()
+    (tmp_path / "none" / "config.yaml").write_text("store: {}\n")
+    assert absent.url() == "" and absent.restore() and not (tmp_path / "none" / "config.yaml").exists()

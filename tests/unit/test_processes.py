@@ -27,7 +27,10 @@ FAMILY = textwrap.dedent(
     time.sleep(600)
     """
 )
-STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(600)"
+STUBBORN = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True); time.sleep(600)"
+)
 
 
 def _wait_file(path: Path, timeout: float = 30) -> str:
@@ -144,7 +147,9 @@ def test_a_signal_to_the_parent_stops_children_in_other_groups(tmp_path: Path, s
 def test_wait_http_names_the_log_of_a_child_that_exits(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with Children() as children:
-        child = children.start("server", [sys.executable, "-c", "print('bad config'); raise SystemExit(3)"], log=log)
+        child = children.start(
+            "server", [sys.executable, "-c", "print('bad config'); raise SystemExit(3)"], log=log
+        )
         with pytest.raises(ChildFailed, match=f"server .*exited with code 3.*{log}"):
             wait_http("http://127.0.0.1:9/health", child, timeout=30)
     assert "bad config" in log.read_text()
