@@ -119,7 +119,10 @@ def is_server_url(url: str) -> bool:
 
 
 def ensure_port_free(host: str, port: int, setting: str) -> None:
+    """Refuse a port something listens on. ``SO_REUSEADDR``, as the servers bind: connections of a
+    server stopped a moment ago (TIME_WAIT) do not make the port busy, a listener does."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
