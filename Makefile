@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: help env demo test test-fast reliability lint lock format train predict serve models audit status clean bench
+.PHONY: help env demo ui test test-fast reliability lint lock format train predict serve models audit status clean bench
 
 help: ## List every verb
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ env: $(VENV)/.synced ## Create the virtual environment from the lockfile
 
 demo: env ## Train iris through the ZenML pipeline (if no production model yet), serve it, predict over HTTP (Ctrl-C stops)
 	$(MLOPS) demo --project $(PROJECT)
+
+ui: env ## ZenML dashboard (runs, steps, artifacts) and MLflow UI (versions, aliases) on the project's state (Ctrl-C stops)
+	$(MLOPS) ui --project $(PROJECT)
 
 test: env ## Run the whole test suite (unit, pipeline, integration)
 	$(BIN)/pytest

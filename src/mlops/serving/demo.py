@@ -14,6 +14,7 @@ import httpx
 from rich.console import Console
 
 from mlops.errors import MlopsError
+from mlops.processes import Children
 from mlops.settings import Settings
 
 
@@ -35,28 +36,30 @@ def run_demo(settings: Settings, project: str, port: int, *, smoke: bool, consol
         "--port",
         str(port),
     ]
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-    try:
-        _wait_ready(base, proc, timeout=90)
-        response = httpx.post(f"{base}/predict", json=spec.example, timeout=10)
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
-        console.print(f"[bold]POST {base}/predict[/] {json.dumps(spec.example)}")
-        console.print_json(data=body)
-        console.print(f"docs: {base}/docs   metrics: {base}/metrics   model: {base}/model/info")
-        if smoke:
-            return body
-        console.print("[dim]serving; Ctrl-C to stop[/]")
-        proc.wait()
-        return body
-    except KeyboardInterrupt:
-        return {}
-    finally:
-        stop_process_group(proc)
+    # The service runs in its own process group (a Ctrl-C in the terminal reaches only this command);
+    # ``Children`` passes Ctrl-C, SIGTERM and SIGHUP on to it and stops it on any way out of here.
+    with Children() as children:
+        service = children.start("service", cmd, env=env)
+        try:
+            _wait_ready(base, service.popen, timeout=90)
+            response = httpx.post(f"{base}/predict", json=spec.example, timeout=10)
+            response.raise_for_status()
+            body: dict[str, Any] = response.json()
+            console.print(f"[bold]POST {base}/predict[/] {json.dumps(spec.example)}")
+            console.print_json(data=body)
+            console.print(f"docs: {base}/docs   metrics: {base}/metrics   model: {base}/model/info")
+            if smoke:
+                return body
+            console.print("[dim]serving; Ctrl-C to stop[/]")
+            children.wait()
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP (mlops.processes.Stopped)
+            return {}
+    raise MlopsError(f"the service exited with code {service.popen.returncode}", hint="see its output above")
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM the server's process group (graceful: the prediction log drains), SIGKILL if it hangs."""
+    """SIGTERM a server's process group (graceful: the prediction log drains), SIGKILL if it hangs
+    (benchmarks/serving.py; commands use ``mlops.processes.Children``)."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -8,7 +8,7 @@ draining connection is answered with ``Connection: close``, and the supervisor s
 socket as soon as it is signalled, so late clients are refused at once instead
 (tests/reliability/test_service_faults.py: 0 lost; tests/unit/serving/test_server.py: the drain).
 
-uvicorn internals the two subclasses touch (none is public API), tested with uvicorn
+uvicorn internals the three subclasses touch (none is public API), tested with uvicorn
 ``TESTED_UVICORN`` (>=0.54,<0.55, the range the lockfile pins):
 
 - ``DrainingHttpProtocol(uvicorn.protocols.http.httptools_impl.HttpToolsProtocol)`` overrides
@@ -16,8 +16,11 @@ uvicorn internals the two subclasses touch (none is public API), tested with uvi
   ``on_headers_complete()``; it reads ``self.cycle`` (the current ``RequestResponseCycle``: its
   ``response_complete``, and writes its ``keep_alive``), ``self.loop`` and ``self.transport``.
 - ``Supervisor(uvicorn.supervisors.multiprocess.Multiprocess)`` calls ``__init__(config, sockets)``,
-  then replaces the SIGTERM/SIGINT handlers it installs; its handler shuts ``self.sockets`` and
-  appends to ``self.signal_queue`` (what ``Multiprocess.run`` polls), as uvicorn's own handler does.
+  then replaces the SIGTERM/SIGINT/SIGHUP handlers it installs; its handler shuts ``self.sockets`` and
+  appends to ``self.signal_queue`` (what ``Multiprocess.run`` polls), as uvicorn's own handler does,
+  and overrides ``handle_hup()`` (dispatched from that queue) to stop instead of restarting workers.
+- ``WorkerConfig(uvicorn.Config)`` overrides ``configure_logging()``, which uvicorn calls first in
+  a spawned worker: there it ignores SIGHUP (the supervisor stops workers with SIGTERM).
 
 With an installed uvicorn outside that range, ``serve`` logs a warning and runs uvicorn's own
 protocol and supervisor: the service works, with uvicorn's stock shutdown (a few connections reset
@@ -44,6 +47,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 from mlops.configure import configure_libraries
 from mlops.settings import Settings
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 IDLE_GRACE_S = 1.0  # how long a draining idle connection waits for a request already on its way
 TESTED_UVICORN = SpecifierSet(">=0.54,<0.55")
 log = logging.getLogger(__name__)
@@ -73,19 +77,43 @@ class DrainingHttpProtocol(HttpToolsProtocol):
 
 
 class Supervisor(Multiprocess):
-    """On SIGTERM or SIGINT, shut the shared listening socket first: a client connecting while the
-    workers drain is refused at once, instead of waiting in the kernel's queue to be reset."""
+    """On SIGTERM, SIGINT or SIGHUP, shut the shared listening socket first: a client connecting
+    while the workers drain is refused at once, instead of waiting in the kernel's queue to be reset.
+
+    SIGHUP stops, as for every command that starts servers (a closed terminal, `mlops demo`'s
+    supervisor): uvicorn's own supervisor restarts its workers on it and keeps running."""
 
     def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._stop_listening)
+
+    def handle_hup(self) -> None:
+        self.handle_term()
 
     def _stop_listening(self, sig: int, frame: object) -> None:
         for sock in self.sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self.signal_queue.append(sig)
+
+
+class WorkerConfig(Config):
+    """uvicorn's configuration; in a spawned worker it also ignores SIGHUP.
+
+    A closed terminal sends SIGHUP to the whole foreground group, workers included, and a worker
+    has no handler for it (uvicorn's cover SIGTERM and SIGINT): it would die at once, its requests
+    cut and its prediction-log queue unwritten. Ignored there, the supervisor's SIGHUP stops the
+    workers with the SIGTERM they drain on. ``configure_logging`` is the first thing uvicorn calls
+    in a spawned worker (``uvicorn._subprocess.subprocess_started``), before the server starts.
+    """
+
+    def configure_logging(self) -> None:
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        super().configure_logging()
 
 
 def drain_supported(uvicorn_version: str | None = None) -> bool:
@@ -113,7 +141,7 @@ def config(settings: Settings, host: str, port: int, workers: int = 1, **options
     spawned worker with the factory), not from the environment."""
     from mlops.serving.app import create_app
 
-    return Config(
+    return WorkerConfig(
         functools.partial(create_app, settings),
         factory=True,
         host=host,
@@ -129,6 +157,9 @@ def serve(settings: Settings, project: str, host: str, port: int, workers: int =
     protocol, supervisor = server_classes()
     cfg = config(settings.model_copy(update={"project": project}), host, port, workers, http=protocol)
     if workers == 1:
+        # uvicorn drains on SIGTERM and SIGINT only; SIGHUP would end the process at once, with the
+        # prediction log's queue unwritten: turn it into the SIGTERM uvicorn handles.
+        signal.signal(signal.SIGHUP, lambda sig, frame: signal.raise_signal(signal.SIGTERM))
         uvicorn.Server(cfg).run()
         return
     configure_libraries(settings, shared_metrics_dir=settings.state_dir / "prometheus-multiproc")
