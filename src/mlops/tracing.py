@@ -30,6 +30,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import UsageError
@@ -50,6 +51,7 @@ SCOPE = "mlops"  # the instrumentation scope of our own spans
 tracer: Tracer | None = None
 provider: TracerProvider | None = None
 _configured_from: str | None = None  # "environment" or "test": what set the current provider
+_FIXED_IDS: ContextVar[tuple[int, int] | None] = ContextVar("mlops_fixed_span_ids", default=None)
 
 
 def exporter_names(environ: dict[str, str] | os._Environ[str] | None = None) -> list[str]:
@@ -95,7 +97,7 @@ def configure(
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-    made = TracerProvider(resource=_resource(settings, component))
+    made = TracerProvider(resource=_resource(settings, component), id_generator=_id_generator())
     if exporter is not None:
         made.add_span_processor(SimpleSpanProcessor(exporter))
     else:
@@ -166,6 +168,43 @@ def failed(current: Span | None, message: str, attributes: dict[str, Any] | None
     if attributes:
         current.set_attributes(attributes)
     current.set_status(Status(StatusCode.ERROR, message))
+
+
+def root_span(
+    name: str,
+    trace_id: int,
+    span_id: int,
+    *,
+    attributes: dict[str, Any] | None = None,
+    start_time: int | None = None,
+) -> Span | None:
+    """Start (not end) a root span with the ids given rather than random ones: a span that others,
+    elsewhere, already name as their parent (a pipeline run: ``mlops.steps.tracing``). None when off."""
+    if tracer is None:
+        return None
+    from opentelemetry.context import Context
+
+    token = _FIXED_IDS.set((trace_id, span_id))
+    try:  # an empty context: no parent, whatever is current here
+        return tracer.start_span(name, Context(), attributes=attributes, start_time=start_time)
+    finally:
+        _FIXED_IDS.reset(token)
+
+
+def _id_generator() -> Any:
+    """Random ids (the SDK's), except while ``root_span`` asks for given ones."""
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class Ids(RandomIdGenerator):
+        def generate_span_id(self) -> int:
+            fixed = _FIXED_IDS.get()
+            return fixed[1] if fixed is not None else super().generate_span_id()
+
+        def generate_trace_id(self) -> int:
+            fixed = _FIXED_IDS.get()
+            return fixed[0] if fixed is not None else super().generate_trace_id()
+
+    return Ids()
 
 
 def _resource(settings: Settings, component: str) -> Any:
