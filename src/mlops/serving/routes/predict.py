@@ -144,6 +144,7 @@ async def _predict(model: LoadedModel, rows: list[dict[str, Any]], state: dict[s
         "model.version": model.version,
         "model.runtime": model.runtime,
         "model.rows": len(rows),
+        "mlops.request_id": state.get("request_id", ""),  # a batch's: its rows' ids are this plus -i
     }
     with tracer.start_as_current_span("model.score", attributes=attributes) as span:
         state["trace_id"] = tracing.trace_id_of(span)
