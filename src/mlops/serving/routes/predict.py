@@ -135,7 +135,8 @@ def _content_type(headers: list[tuple[bytes, bytes]]) -> str | None:
 # ----- scoring and the answer -----
 async def _predict(model: LoadedModel, rows: list[dict[str, Any]], state: dict[str, Any]) -> tuple[Any, Any]:
     """Score ``rows``; with tracing on, inside a ``model.score`` span whose trace id goes to the
-    request's ``state`` (``trace_id``: the prediction log's column). Off, one attribute read."""
+    request's ``state`` (``trace_id``: the prediction log's column) when the trace is sampled. Off,
+    this costs one attribute read."""
     tracer = tracing.tracer
     if tracer is None:
         return await _score(model, rows)
@@ -147,7 +148,8 @@ async def _predict(model: LoadedModel, rows: list[dict[str, Any]], state: dict[s
         "mlops.request_id": state.get("request_id", ""),  # a batch's: its rows' ids are this plus -i
     }
     with tracer.start_as_current_span("model.score", attributes=attributes) as span:
-        state["trace_id"] = tracing.trace_id_of(span)
+        if span.is_recording():  # sampled: the log names only traces that are exported
+            state["trace_id"] = tracing.trace_id_of(span)
         return await _score(model, rows)
 
 
