@@ -5,17 +5,22 @@ Three servers, each a fresh ``mlops serve`` process pinned to core 1 per run, al
 serving benchmark's closed-loop load generator (benchmarks/serving.py: ``prepare``, ``start``,
 ``measure``; 16 keep-alive connections, single-row iris requests) on core 0:
 
-- ``before``: the service at ``--baseline`` (default ``main``: the code before this change), its
+- ``before``: the service at ``--baseline`` (default: the commit this branch left main at), its
   ``src/`` exported with ``git archive`` and put first on ``PYTHONPATH`` (benchmarks/baseline.py);
 - ``off``: this tree, ``OTEL_TRACES_EXPORTER`` unset (the default);
 - ``on``: this tree, ``OTEL_TRACES_EXPORTER=otlp`` to a collector of this script's on core 0 that
   decodes every export request and counts its spans (so the export really happens: protobuf
   encoding and HTTP in the batch processor's thread, inside the server's core budget).
 
-The server's core is the bottleneck (one core, CPU-bound), so the CPU a request costs is
-1 / throughput; the difference ``on`` - ``off`` is tracing's cost per request. Medians of ``--runs``.
+Each run also reads the server's CPU time (``/proc/PID/stat``) over the measured requests:
+``cpu_us_per_request``, which moves far less than throughput when other work shares the cores.
 
-    .venv/bin/python benchmarks/tracing.py [--runs 5] [--seconds 8] [--baseline main]
+Then, in process (``--inprocess-runs``): the app called straight through its ASGI interface in a
+child pinned to core 1, ``--inprocess-requests`` single-row predictions, the child's CPU time per
+request (every thread: the batch processor's export included), for ``before``, ``off``, ``on`` and
+``on`` with a 10 % parent-based sampler; the same collector receives the exports. Medians of runs.
+
+    .venv/bin/python benchmarks/tracing.py [--runs 5] [--seconds 8] [--baseline COMMIT]
 """
 
 from __future__ import annotations
@@ -113,6 +118,97 @@ def measured(pid: int, port: int, path: str, body: bytes, args: argparse.Namespa
     return result
 
 
+# ----- in process: the app's own CPU per request, without HTTP or another process in the way -----
+INPROCESS = {
+    "before": {},
+    "off": {},
+    "on": {"OTEL_TRACES_EXPORTER": "otlp"},
+    "on_sampled_10pct": {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    },
+}
+
+
+def run_inprocess(requests: int) -> None:
+    """One child: the app factory (its settings from the environment), ``requests`` single-row
+    predictions called straight through its ASGI interface; prints the CPU per request in µs."""
+    import asyncio
+
+    from mlops.serving.app import create_app
+
+    app = create_app()
+    body = b'{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}'
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+    headers.append((b"content-length", str(len(body)).encode()))
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def one() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/predict",
+            "raw_path": b"/predict",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+        await app(scope, receive, send)
+
+    async def main() -> float:
+        async with app.router.lifespan_context(app):
+            for _ in range(500):
+                await one()
+            cpu = time.process_time()
+            for _ in range(requests):
+                await one()
+            return (time.process_time() - cpu) * 1e6 / requests
+
+    us = asyncio.run(main())
+    assert set(statuses) == {200}, set(statuses)
+    print(json.dumps({"cpu_us_per_request": us}))
+
+
+def inprocess(
+    env: dict[str, str], before: Path | None, runs: int, requests: int, port: int
+) -> dict[str, Any]:
+    """Each variant in a fresh child pinned to core 1, interleaved, ``runs`` times; medians. The
+    ``on`` variants export to the collector at ``port`` (the batch processor's thread is counted:
+    ``process_time`` covers every thread of the child)."""
+    results: dict[str, list[float]] = {k: [] for k in INPROCESS}
+    for _ in range(runs):
+        for kind, extra in INPROCESS.items():
+            child = {**env, **extra, "MLOPS_MODEL_CACHE": "false", "MLOPS_POLL_INTERVAL_S": "3600"}
+            if extra:
+                child["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{port}"
+            if kind == "before":
+                if before is None:
+                    continue
+                child["PYTHONPATH"] = str(before)
+            cmd = ["taskset", "-c", "1", sys.executable, __file__, "--inprocess", str(requests)]
+            out = subprocess.run(cmd, env=child, cwd=ROOT, capture_output=True, text=True, timeout=600)
+            if out.returncode != 0:
+                raise RuntimeError(f"{kind}: {out.stderr[-2000:]}")
+            results[kind].append(json.loads(out.stdout.strip().splitlines()[-1])["cpu_us_per_request"])
+            print(f"in-process {kind:18s} {results[kind][-1]:.1f} us/request", flush=True)
+    median = {k: statistics.median(v) for k, v in results.items() if v}
+    return {"runs": results, "median_cpu_us_per_request": median}
+
+
 # ----- the benchmark -----
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -120,20 +216,31 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--baseline", default="main", help="commit of the 'before' server")
+    parser.add_argument(
+        "--baseline", help="commit of the 'before' server (default: where this branch left main)"
+    )
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--inprocess-runs", type=int, default=5, help="0: skip the in-process figures")
+    parser.add_argument("--inprocess-requests", type=int, default=5000)
     parser.add_argument("--collector", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--inprocess", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.collector:
         run_collector(*args.collector)
         return
+    if args.inprocess:
+        run_inprocess(args.inprocess)
+        return
     if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
         sys.exit("needs taskset and 2 cores (server on core 1, load generator on core 0)")
     os.sched_setaffinity(0, {0})
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], capture_output=True, text=True
-    ).stdout.strip()
+    git = ["git", "-C", str(ROOT)]
+    if args.baseline is None:
+        base = subprocess.run([*git, "merge-base", "HEAD", "main"], capture_output=True, text=True)
+        args.baseline = base.stdout.strip() or "HEAD"
+    commit = subprocess.run([*git, "rev-parse", "--short", args.baseline], capture_output=True, text=True)
+    args.baseline = commit.stdout.strip()
 
     work = Path(tempfile.mkdtemp(prefix="mlops-bench-tracing-"))
     runs: dict[str, list[dict[str, Any]]] = {k: [] for k in args.kinds}
@@ -164,6 +271,13 @@ def main() -> None:
                 runs[kind].append(result)
                 shown = {k: round(v, 2) for k, v in result.items()}
                 print(f"run {i + 1} {kind:6s} {json.dumps(shown)}", flush=True)
+        in_process: dict[str, Any] = {}
+        if args.inprocess_runs:
+            collector, port, counts_file = start_collector(work)
+            try:
+                in_process = inprocess(env, before, args.inprocess_runs, args.inprocess_requests, port)
+            finally:
+                in_process["collector"] = stop_collector(collector, counts_file)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -177,15 +291,21 @@ def main() -> None:
             "load_average_at_end": os.getloadavg(),
         },
         "settings": {k: v for k, v in vars(args).items() if k in SETTINGS},
-        "baseline": commit,
+        "baseline": args.baseline,
         "model": model_uri,
         "runs": runs,
         "median": median,
         "comparison": comparison(median),
+        "in_process": in_process,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({"median": median, "comparison": report["comparison"]}, indent=2))
+    shown = {
+        "median": median,
+        "comparison": report["comparison"],
+        "in_process": in_process.get("median_cpu_us_per_request"),
+    }
+    print(json.dumps(shown, indent=2))
 
 
 def comparison(median: dict[str, dict[str, float]]) -> dict[str, float]:
