@@ -80,6 +80,17 @@ def step_ended(exception: BaseException | None = None) -> None:
 def record_run(run: Any, settings: Settings) -> None:
     """Emit the run span the steps' spans hang under: the run's name, its start and end times, its
     status. For the runner to call once the run is over, failed or not (nothing when tracing is off)."""
+    if tracing.tracer is None and not tracing.exporter_names():
+        return
+    try:
+        _record_run(run, settings)
+    except Exception:  # the run is over and its outcome stands: a tracing error must not change it
+        logger.warning(
+            "tracing: could not record the run span of %s", getattr(run, "name", run), exc_info=True
+        )
+
+
+def _record_run(run: Any, settings: Settings) -> None:
     if not tracing.configure(settings, component="pipeline"):
         return
     pipeline = run.pipeline.name if run.pipeline else ""

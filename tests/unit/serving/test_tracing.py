@@ -172,6 +172,19 @@ def test_off_nothing_is_traced_and_the_trace_id_is_null(shared_settings, tmp_pat
     assert row is not None and row["trace_id"] is None
 
 
+def test_an_unsampled_request_leaves_no_span_and_no_trace_id(shared_settings, tmp_path, monkeypatch) -> None:
+    """The sampler (``OTEL_TRACES_SAMPLER``) decides; the log names only traces that are exported."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    exporter = InMemorySpanExporter()
+    tracing.configure(shared_settings, exporter=exporter)
+    settings = _own_log(shared_settings, tmp_path)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/predict", json=EXAMPLE).json()
+    assert not [s for s in exporter.get_finished_spans() if s.name in {"POST /predict", "model.score"}]
+    row = get_prediction(settings.prediction_log_db_url, answer["request_id"])
+    assert row is not None and row["trace_id"] is None
+
+
 # ----- configuration -----
 @pytest.mark.parametrize(
     ("environ", "names"),
