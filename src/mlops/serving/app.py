@@ -4,6 +4,8 @@ and guard, the prediction log and retrain jobs into one FastAPI app. Run it with
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from mlops import tracing
 from mlops.configure import configure_libraries
 from mlops.serving.guard import RolloutGuard
 from mlops.serving.jobs import RetrainJobs
@@ -22,11 +25,13 @@ from mlops.serving.rollout import RolloutFollower
 from mlops.serving.routes import feedback, health, model, predict, prometheus, retrain, rollout
 from mlops.settings import Settings, get_settings
 
+UNTRACED = "/health$,/ready$,/metrics$"  # regexes searched in the URL (the instrumentation's rule)
 ROUTERS = (health.router, model.router, retrain.router, rollout.router, prometheus.router)
 
 
 def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = None) -> FastAPI:
     settings = configure_libraries(settings or get_settings())
+    traced = tracing.configure(settings)  # OTEL_TRACES_EXPORTER; off by default
     manager = ModelManager(settings, settings.project, settings.serving_alias)
     follower = RolloutFollower(settings, settings.project, manager)
     guard = RolloutGuard(settings, settings.project)
@@ -47,6 +52,8 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         await log.stop()
         await manager.stop()
         await app.state.jobs.stop()
+        if traced:
+            await asyncio.to_thread(tracing.flush)  # the batch processor's last spans
 
     app = FastAPI(
         title=f"mlops inference: {settings.project}", version="1", lifespan=lifespan, description=__doc__
@@ -61,7 +68,29 @@ def create_app(settings: Settings | None = None, *, jobs: RetrainJobs | None = N
         app.include_router(router)
     app.openapi = _openapi(app, settings.project)  # type: ignore[method-assign]
     app.add_middleware(RequestMiddleware)  # ids and metrics for every request
+    if traced:
+        _instrument(app)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """A server span for every request (OpenTelemetry's FastAPI instrumentation, outermost, so the
+    request id middleware and the routes run inside it); only when tracing is on: off, the app is
+    not touched. Its per-message ``receive``/``send`` spans are left out (two spans per request that
+    say nothing a server span does not), and so are its HTTP metrics (Prometheus has them).
+    ``OTEL_PYTHON_FASTAPI_EXCLUDED_URLS`` names paths not to trace (default: the probes and
+    ``/metrics``, scraped every few seconds)."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.metrics import NoOpMeterProvider
+
+    excluded = os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", UNTRACED)
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=tracing.provider,
+        meter_provider=NoOpMeterProvider(),
+        excluded_urls=excluded,
+        exclude_spans=["receive", "send"],
+    )
 
 
 def _openapi(app: FastAPI, project: str) -> Callable[[], dict[str, Any]]:

@@ -31,6 +31,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from mlops import tracing
 from mlops.runtime import LoadedModel
 from mlops.serving import instruments
 from mlops.serving.model_cache import ModelCache
@@ -72,10 +73,16 @@ class ModelManager:
         share the interpreter with that import."""
         instruments.MODEL_LOADED.set(0)
         instruments.MODEL_FROM_CACHE.set(0)
-        cached = await asyncio.to_thread(self._from_cache) if self.cache is not None else None
-        if cached is not None:
-            self._swap(cached, source="cache")
-        else:
+        cached = None
+        if self.cache is not None:
+            with tracing.span("model.swap", self._swap_attributes(None, "cache")):
+                cached = await asyncio.to_thread(self._from_cache)
+                if cached is not None:
+                    tracing.annotate({"model.to_version": cached.version})
+                    self._swap(cached, source="cache")
+                else:  # nothing to serve from the cache: the registry's load follows
+                    tracing.annotate({"model.swap.result": "nothing cached"})
+        if cached is None:
             await self.check(patient=True)  # not serving yet: the first answer is worth waiting for
         self._task = asyncio.create_task(self._poll_forever(), name="model-poll")
 
@@ -134,19 +141,21 @@ class ModelManager:
                 differs = True  # load the registry's copy, as for a new version
             if time.monotonic() - self.rejected.get(version, -math.inf) < RETRY_REJECTED_S:
                 return self.state()
-            try:
-                candidate = await asyncio.to_thread(self._load_and_smoke_test, version)
-            except Exception as exc:
-                self.rejected[version] = time.monotonic()
-                instruments.SWAPS.labels(result="rejected").inc()
-                error = self.settings.redact(f"{type(exc).__name__}: {exc}")
-                self.last_error = f"version {version} rejected: {error}"
-                logger.error("model %s", self.last_error)
-                if differs:  # fail closed: neither copy is one the registry vouches for
-                    self._withdraw()
-                return self.state()
-            self.rejected.pop(version, None)
-            self._swap(candidate, source="registry")
+            with tracing.span("model.swap", self._swap_attributes(version, "registry")) as span:
+                try:
+                    candidate = await asyncio.to_thread(self._load_and_smoke_test, version)
+                except Exception as exc:
+                    self.rejected[version] = time.monotonic()
+                    instruments.SWAPS.labels(result="rejected").inc()
+                    error = self.settings.redact(f"{type(exc).__name__}: {exc}")
+                    self.last_error = f"version {version} rejected: {error}"
+                    logger.error("model %s", self.last_error)
+                    tracing.failed(span, self.last_error, {"model.swap.result": "rejected"})
+                    if differs:  # fail closed: neither copy is one the registry vouches for
+                        self._withdraw()
+                    return self.state()
+                self.rejected.pop(version, None)
+                self._swap(candidate, source="registry")
             if self.cache is not None:
                 await asyncio.to_thread(self._to_cache, candidate)
             return self.state()
@@ -194,11 +203,15 @@ class ModelManager:
         """The newest cached version served under this alias that passes every check (no mlflow)."""
         assert self.cache is not None
         name = self.settings.registered_model_name(self.project)
-        try:
-            return self.cache.load(self.alias, name, threads=1)
-        except Exception:  # an unreadable cache folder must not stop the service starting
-            logger.exception("model cache unreadable")
-            return None
+        with tracing.span("model.load", {"model.name": name, "model.source": "cache"}) as span:
+            try:
+                model = self.cache.load(self.alias, name, threads=1)
+            except Exception:  # an unreadable cache folder must not stop the service starting
+                logger.exception("model cache unreadable")
+                return None
+            if span is not None and model is not None:
+                span.set_attributes({"model.version": model.version, "model.runtime": model.runtime})
+            return model
 
     def _to_cache(self, model: LoadedModel) -> None:
         assert self.cache is not None
@@ -210,7 +223,25 @@ class ModelManager:
     def _load_and_smoke_test(self, version: str) -> LoadedModel:
         from mlops import runtime
 
-        return runtime.load_checked(self.settings, self.project, version, threads=1)
+        name = self.settings.registered_model_name(self.project)
+        attributes = {"model.name": name, "model.version": version, "model.source": "registry"}
+        with tracing.span("model.load", attributes) as span:
+            model = runtime.load_checked(self.settings, self.project, version, threads=1)
+            if span is not None:
+                span.set_attribute("model.runtime", model.runtime)
+            return model
+
+    def _swap_attributes(self, version: str | None, source: str) -> dict[str, str]:
+        """A ``model.swap`` span's attributes: which version serves now, which is coming, from where."""
+        attributes = {
+            "model.name": self.settings.registered_model_name(self.project),
+            "model.alias": self.alias,
+            "model.source": source,
+            "model.from_version": self.current.version if self.current else "",
+        }
+        if version is not None:
+            attributes["model.to_version"] = version
+        return attributes
 
     def _swap(self, model: LoadedModel, *, source: str = "registry") -> None:
         previous = self.current
@@ -225,6 +256,7 @@ class ModelManager:
         instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(1)
         instruments.MODEL_LOADED.set(1)
         instruments.SWAPS.labels(result="success").inc()
+        tracing.annotate({"model.swap.result": "success", "model.runtime": model.runtime})
         logger.info("serving %s v%s (%s, from the %s)", model.name, model.version, model.runtime, source)
 
     def _withdraw(self) -> None:
@@ -234,6 +266,7 @@ class ModelManager:
             instruments.MODEL_INFO.labels(model.name, model.version, self.alias, model.runtime).set(0)
         instruments.MODEL_LOADED.set(0)
         instruments.MODEL_FROM_CACHE.set(0)
+        tracing.annotate({"model.swap.result": "withdrawn"})
         logger.error(
             "stopped serving %s v%s: its cached copy is not the registry's",
             model and model.name,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import HTTPException, status
 
+from mlops import tracing
 from mlops.serving import instruments
 from mlops.stores.engine import sqlite_path
 from mlops.stores.predictions import Labelled, PredictionStore, Record, ScoringRecord
@@ -212,7 +213,11 @@ class PredictionWriter:
         spool's figures and the shipper's. Never raises: a failed spool write keeps the batch."""
         batch, self.buffer = self.buffer, []
         try:
-            usage = await asyncio.to_thread(self._spool, batch)
+            if batch and tracing.tracer is not None:  # a span per written batch, none for idle ticks
+                with tracing.span("prediction_log.flush", {"prediction_log.rows": len(batch)}):
+                    usage = await asyncio.to_thread(self._spool, batch)
+            else:
+                usage = await asyncio.to_thread(self._spool, batch)
         except Exception as exc:  # a full or failing disk: keep the batch (bounded by max_queue)
             logger.warning("prediction log: spool write of %d records failed: %s", len(batch), exc)
             self.buffer[:0] = batch
