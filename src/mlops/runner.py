@@ -89,18 +89,28 @@ def _submit(settings: Settings, pipeline: Any, **params: Any) -> Any:
     """Run ``pipeline`` with these settings as its ``run_settings`` parameter (no secrets); a failed step
     comes back as our own error with its reasons, not ZenML's. The run is marked while it lives, so a
     killed one is audited by the next command."""
+    import contextlib
+
     from zenml.client import Client
 
     from mlops.governance.runs import tracked
+    from mlops.steps.tracing import record_run, step_ended, step_started
 
     with tracked(settings, params["project"], pipeline.name) as run_name:
         try:
-            run = pipeline.with_options(run_name=run_name)(run_settings=settings.step_parameters(), **params)
+            # a span per step (tracing on: OTEL_TRACES_EXPORTER), one trace per run
+            run = pipeline.with_options(run_name=run_name, on_start=step_started, on_end=step_ended)(
+                run_settings=settings.step_parameters(), **params
+            )
         except RuntimeError as exc:
+            with contextlib.suppress(KeyError):
+                record_run(Client().get_pipeline_run(run_name, allow_name_prefix_match=False), settings)
             raise _step_failure(run_name) or exc from None
     if run is None:  # only for orchestrators that return before the run exists
         raise MlopsError(f"{pipeline.name} was submitted but returned no run")
-    return Client().get_pipeline_run(run.id)
+    finished = Client().get_pipeline_run(run.id)
+    record_run(finished, settings)
+    return finished
 
 
 def _step_failure(run_name: str) -> MlopsError | None:
