@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from mlops.errors import UsageError
+from mlops.errors import Unavailable, UsageError
 from mlops.stores import chain
-from mlops.stores.audit import AuditEvent, AuditLog
+from mlops.stores.audit import AuditEvent, AuditLog, is_outage
 from mlops.stores.engine import create_engine
 from mlops.stores.migrate import ensure_schema
 from mlops.stores.spool import SUFFIX
@@ -122,6 +122,7 @@ def purge_expired(
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     cutoff = now.astimezone(UTC) - timedelta(days=settings.retention_days)
     report = PurgeReport(cutoff=cutoff.isoformat(), retention_days=settings.retention_days)
+    log = _audit_log(settings)
     engine = _engine(settings)
     try:
         while True:  # expired predictions, with their scorings and labels
@@ -144,10 +145,13 @@ def purge_expired(
         # what an earlier purge, or an erasure, left: scorings and labels whose prediction is gone
         report.scorings += _delete_older(engine, scorings, cutoff, batch_rows, report)
         report.feedback += _delete_older(engine, feedback, cutoff, batch_rows, report)
+    except BaseException:
+        log.dispose()
+        raise
     finally:
         engine.dispose()
     event = _audit(
-        settings,
+        log,
         AuditEvent(
             action="purge",
             project=_LOG_SCOPE,
@@ -217,6 +221,7 @@ def erase(
             )
     digest = None if subject_key is None else hash_subject(subject_secret(settings), subject_key)
     report = ErasureReport(request_ids=wanted, subject_hash=digest)
+    log = _audit_log(settings)
     engine = _engine(settings)
     try:
         with engine.begin() as conn:  # one transaction: erased completely or not at all
@@ -233,12 +238,15 @@ def erase(
                 report.predictions += counts[0]
                 report.scorings += counts[1]
                 report.feedback += counts[2]
+    except BaseException:
+        log.dispose()
+        raise
     finally:
         engine.dispose()
     report.still_spooled = _spooled(settings.prediction_spool_dir, [*wanted, *([digest] if digest else [])])
     details = {k: v for k, v in report.as_dict().items() if k != "audit_seq"}
     event = _audit(
-        settings,
+        log,
         AuditEvent(
             action="erase",
             project=_LOG_SCOPE,
@@ -305,8 +313,26 @@ def _engine(settings: Settings) -> sa.Engine:
     return engine
 
 
-def _audit(settings: Settings, event: AuditEvent) -> AuditEvent:
-    log = AuditLog.for_settings(settings)
+def _audit_log(settings: Settings) -> AuditLog:
+    """The audit log, checked writable BEFORE anything is deleted, and without a local spool: a
+    deletion must be audited in the chain itself (a spool in a job's scratch folder dies with it),
+    so an unreachable control database or a missing key refuses the purge or erasure up front."""
+    log = AuditLog(settings.audit_url, spool_dir=None, settings=settings)
+    try:
+        log.key  # noqa: B018 - no key outside development: refused here, nothing deleted
+        log.head()
+    except Exception as exc:
+        log.dispose()
+        if is_outage(exc):
+            raise Unavailable(
+                f"the control database is unreachable: {settings.redact(str(exc)).splitlines()[0]}",
+                hint="nothing was deleted; retry once the audit log can record it",
+            ) from None
+        raise
+    return log
+
+
+def _audit(log: AuditLog, event: AuditEvent) -> AuditEvent:
     try:
         return log.record(event)
     finally:

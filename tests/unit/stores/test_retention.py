@@ -229,3 +229,17 @@ def test_the_cli_purges_and_erases_with_json_reports(settings, store, monkeypatc
     done = CliRunner().invoke(app, ["erase", "keep", "--reason", "asked"])
     assert done.exit_code == 0 and "1 predictions" in done.output
     assert _ids(settings, predictions) == []
+
+
+def test_nothing_is_deleted_when_the_audit_cannot_record_it(settings, store, tmp_path) -> None:
+    from mlops.errors import MlopsError, Unavailable
+
+    store.insert([_record("old", NOW - timedelta(days=settings.retention_days + 1))])
+    (tmp_path / "a-folder").mkdir()
+    down = settings.model_copy(update={"audit_db_url": f"sqlite:///{tmp_path / 'a-folder'}"})  # cannot open
+    with pytest.raises(Unavailable, match="nothing was deleted"):
+        purge_expired(down, actor="pytest", now=NOW)
+    keyless = settings.model_copy(update={"environment": "staging"})  # no MLOPS_AUDIT_HMAC_KEY
+    with pytest.raises(MlopsError, match="no audit HMAC key"):
+        erase(keyless, request_ids=["old"], actor="pytest", reason="r")
+    assert _ids(settings, predictions) == ["old"]
