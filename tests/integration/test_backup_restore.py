@@ -63,7 +63,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 def mlops(
     env: dict[str, str], *args: str, ok: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess:
-    out = subprocess.run([MLOPS, *args], env=env, capture_output=True, text=True, timeout=timeout)
+    cwd = Path(env["MLOPS_HOME"]).parent  # nothing a command writes lands in the checkout
+    out = subprocess.run([MLOPS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     if ok:
         assert out.returncode == 0, f"mlops {' '.join(args)}: {out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out
@@ -135,6 +136,13 @@ def test_a_restore_brings_back_every_store_and_the_audit_verifies_after_erasure_
     env = service_env(home, MLOPS_ACTOR="backup-test", **backend)
     if backend:
         mlops(env, "db", "upgrade")
+        # MLflow on a database URL other than SQLite puts artifacts in ./mlruns of the working
+        # directory (mlops.tracking sets the state folder only for SQLite): the operator creates the
+        # experiment with its artifact location in the state folder, as here
+        from mlflow import MlflowClient
+
+        location = (home / "mlartifacts").as_uri()
+        MlflowClient(tracking_uri=backend["MLOPS_TRACKING_URI"]).create_experiment("iris", location)
     mlops(env, "train", "--project", "iris")
     urls = database_urls(home, backend)
 
