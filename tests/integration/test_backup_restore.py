@@ -239,13 +239,30 @@ def test_a_restore_brings_back_every_store_and_the_audit_verifies_after_erasure_
 def test_the_backup_tools_refuse_what_they_cannot_do(tmp_path: Path) -> None:
     home = tmp_path / "state"
     env = service_env(home)
-    not_backup = tmp_path / "nothing"
-    not_backup.mkdir()
-    out = mlops(env, "restore", str(not_backup), ok=False)
-    assert out.returncode == 2 and "not a backup" in out.stderr
+
+    def refused(*args: str) -> str:
+        out = mlops(env, *args, ok=False)
+        assert out.returncode != 0, out.stdout
+        return f"{out.returncode}: " + " ".join((out.stdout + out.stderr).split())  # rich wraps lines
+
+    (tmp_path / "nothing").mkdir()
+    assert refused("restore", str(tmp_path / "nothing")).startswith("2: ")
+    assert "not a backup" in refused("restore", str(tmp_path / "nothing"))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    out = mlops(env, "backup", str(tmp_path / "full"), ok=False)
-    assert out.returncode == 2 and "not empty" in out.stderr
-    out = mlops(env, "backup", str(tmp_path / "b"), "--database", "zenml=mysql://u@127.0.0.1/zenml", ok=False)
-    assert out.returncode == 2 and "only SQLite and PostgreSQL" in out.stderr
+    assert "is not empty" in refused("backup", str(tmp_path / "full"))
+    mysql = refused("backup", str(tmp_path / "b"), "--database", "zenml=mysql://u@127.0.0.1/zenml")
+    assert mysql.startswith("2: ") and "only SQLite and PostgreSQL can be" in mysql
+    assert "is not NAME=URL" in refused("backup", str(tmp_path / "b"), "--database", "mlflow")
+
+    # a damaged backup is refused before anything changes
+    mlops(env, "purge")  # a state: the two databases and one audit row
+    mlops(env, "backup", str(tmp_path / "b"))
+    import shutil
+
+    shutil.rmtree(home)
+    with (tmp_path / "b" / "state" / "audit.db").open("r+b") as f:
+        f.seek(200)
+        f.write(b"\xff" * 8)
+    damaged = refused("restore", str(tmp_path / "b"))
+    assert damaged.startswith("1: ") and "is damaged" in damaged and not home.exists()

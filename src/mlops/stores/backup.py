@@ -99,7 +99,7 @@ def databases_of(settings: Settings, extra: Mapping[str, str] | None = None) -> 
             continue
         if not url.startswith(("sqlite", "postgresql")):
             raise UsageError(
-                f"cannot back up the {role} database ({mask_url(url)}): only SQLite and PostgreSQL are",
+                f"cannot back up the {role} database ({mask_url(url)}): only SQLite and PostgreSQL can be",
                 hint="dump it with its own tool (e.g. mysqldump for ZenML's MySQL): docs/health-data.md",
             )
         out[role] = url
