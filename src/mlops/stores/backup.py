@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -251,7 +252,7 @@ def _is_sqlite(path: Path) -> bool:
 
 def _sqlite_copy(source: Path, dest: Path) -> dict[str, int]:
     """A consistent copy of a live SQLite database (the online backup API) and its row counts."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+    src = sqlite3.connect(_read_only(source), uri=True, timeout=30)
     dst = sqlite3.connect(dest)
     try:
         src.backup(dst)
@@ -260,6 +261,10 @@ def _sqlite_copy(source: Path, dest: Path) -> dict[str, int]:
     finally:
         dst.close()
         src.close()
+
+
+def _read_only(path: Path) -> str:
+    return f"file:{quote(str(path))}?mode=ro"
 
 
 def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -395,7 +400,13 @@ def restore(
     moved = None
     if state.exists() and any(state.iterdir()):
         moved = state.with_name(f"{state.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
-        state.rename(moved)
+        try:
+            state.rename(moved)
+        except OSError as exc:  # a mount point (a volume) cannot be renamed
+            raise MlopsError(
+                f"cannot move the state folder {state} aside: {exc.strerror}",
+                hint="empty it yourself (move its content elsewhere), then restore without --force",
+            ) from None
     if (source / STATE).exists():
         shutil.copytree(source / STATE, state, dirs_exist_ok=True)
     else:
@@ -460,7 +471,7 @@ def _occupied(state: Path, manifest: dict[str, Any], targets: Mapping[str, str])
 
 
 def _sqlite_tables(path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(_read_only(path), uri=True)
     try:
         return _sqlite_counts(conn)
     finally:
