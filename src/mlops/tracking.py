@@ -81,9 +81,10 @@ def ensure_experiment(settings: Settings, name: str, client: MlflowClient | None
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    location = (
-        settings.mlflow_artifact_location if settings.mlflow_tracking_uri.startswith("sqlite") else None
-    )
+    # A database URI (SQLite, or Postgres without a tracking server): artifacts in the state folder,
+    # not in ./mlruns of whatever the working directory is; a tracking server decides its own.
+    uri = settings.mlflow_tracking_uri
+    location = None if uri.startswith(("http://", "https://")) else settings.mlflow_artifact_location
     return str(client.create_experiment(name, artifact_location=location))
 
 

@@ -212,7 +212,13 @@ def audit(
 
     reconcile(settings)
     model_name = settings.registered_model_name(name)
-    events = AuditLog.for_settings(settings).history(model_name=model_name, limit=limit)
+    from mlops.stores.backup import AUDIT_SCOPE as STATE_SCOPE
+    from mlops.stores.retention import AUDIT_SCOPE as LOG_SCOPE
+
+    # the model's events, and the data's: purges, erasures, backups and restores
+    events = AuditLog.for_settings(settings).history(
+        model_name=model_name, limit=limit, also_projects=(LOG_SCOPE, STATE_SCOPE)
+    )
     render.show(events, as_json, render.audit(model_name), document=[e.as_dict() for e in events])
 
 

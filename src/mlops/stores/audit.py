@@ -241,14 +241,25 @@ class AuditLog:
 
     # ----- reading -----
     def history(
-        self, *, project: str | None = None, model_name: str | None = None, limit: int | None = None
+        self,
+        *,
+        project: str | None = None,
+        model_name: str | None = None,
+        limit: int | None = None,
+        also_projects: Sequence[str] = (),
     ) -> list[AuditEvent]:
+        """Events in chain order; ``also_projects``: events of these scopes too, whatever the other
+        filters (the prediction log's purges and erasures, the state's backups and restores)."""
         self._replay_quietly()
         query = sa.select(audit_log).order_by(audit_log.c.seq)
+        match = sa.true()
         if project:
-            query = query.where(audit_log.c.project == project)
+            match = sa.and_(match, audit_log.c.project == project)
         if model_name:
-            query = query.where(audit_log.c.model_name == model_name)
+            match = sa.and_(match, audit_log.c.model_name == model_name)
+        if also_projects:
+            match = sa.or_(match, audit_log.c.project.in_(list(also_projects)))
+        query = query.where(match)
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         events = []

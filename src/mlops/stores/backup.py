@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 FORMAT = 1
 MANIFEST = "manifest.json"
 STATE = "state"  # the state folder's copy inside a backup
+AUDIT_SCOPE = "state"  # the audit rows' project: a backup or restore spans every use case
 DATABASES = "databases"  # dumps of databases outside the state folder
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_SIDE = ("-wal", "-shm", "-journal")
@@ -170,7 +171,7 @@ def _audit(
     try:
         event = AuditEvent(
             action=action,
-            project="state",
+            project=AUDIT_SCOPE,
             model_name="",
             decision=decision,
             reason=reason,

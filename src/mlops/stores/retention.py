@@ -51,7 +51,7 @@ BATCH_ROWS = 5_000  # rows per delete transaction: short locks, bounded statemen
 MAX_SUBJECT_KEY = 256  # characters of an X-Subject-Key header
 SUBJECT_HEADER = "X-Subject-Key"
 _SUBJECT_CONTEXT = b"mlops subject hash v1"  # domain separation from the audit anchor's HMAC
-_LOG_SCOPE = "prediction-log"  # the audit rows' project: the log spans every use case
+AUDIT_SCOPE = "prediction-log"  # the audit rows' project: the log spans every use case
 
 
 # ----- the subject hash -----
@@ -154,7 +154,7 @@ def purge_expired(
         log,
         AuditEvent(
             action="purge",
-            project=_LOG_SCOPE,
+            project=AUDIT_SCOPE,
             model_name="",
             decision="purged",
             reason=f"retention: rows older than {settings.retention_days:g} days",
@@ -249,7 +249,7 @@ def erase(
         log,
         AuditEvent(
             action="erase",
-            project=_LOG_SCOPE,
+            project=AUDIT_SCOPE,
             model_name="",
             decision="erased",
             reason=reason.strip(),

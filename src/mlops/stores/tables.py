@@ -161,7 +161,7 @@ feedback = sa.Table(
     prediction_log,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True, unique=True),
-    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),  # p0005: the retention sweep
     sa.Column("project", sa.String(100), nullable=False),
     sa.Column("true_label", sa.Integer, nullable=False),
     sa.Column("correct", sa.Boolean, nullable=False),

@@ -274,6 +274,16 @@ async def _score_rollout(
 
 
 # ----- the routes and their documentation -----
+# X-Subject-Key (read by mlops.serving.middleware: only its keyed hash reaches the prediction log) is
+# described in the 400 rather than declared as a header parameter: schemathesis then takes the
+# generated headers for the whole header set and reports the configured X-API-Key as "ignored auth".
+BAD_REQUEST = {
+    400: NOT_JSON[400] + "; or the optional X-Subject-Key header (the request's subject, e.g. a patient "
+    "number, for `mlops erase --subject`; only its keyed hash is stored) is blank, not UTF-8 or longer "
+    "than 256 characters"
+}
+
+
 class RequestRoute(APIRoute):
     """A route whose endpoint takes the ``Request`` and returns a ``Response``. FastAPI documents it
     as any route (its responses, ``openapi_extra``); a request calls the endpoint directly: no
@@ -325,7 +335,7 @@ def add_routes(app: FastAPI, project: str, *, keys: list[str], rollout: RolloutF
         "description": "Validation Error",
         "content": {"application/json": {"schema": {"$ref": REF.format(model="HTTPValidationError")}}},
     }
-    errors = problems(NOT_JSON | NO_MODEL) | (PREDICT_ERRORS if keys else {}) | {422: invalid}
+    errors = problems(BAD_REQUEST | NO_MODEL) | (PREDICT_ERRORS if keys else {}) | {422: invalid}
 
     async def predict(request: Request) -> Response:
         data = (await _read(request, Row, keys)).model_dump()
