@@ -10,8 +10,11 @@ pass measures drift against the new version's training data. Each step has its a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -82,6 +85,23 @@ def monitor_once(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     return out
 
 
+@pytest.fixture
+def runners(settings) -> Iterator[list[str]]:
+    """Job ids whose local runner this test caused: a runner still alive at the end (a failed test)
+    is killed with its training child (it leads its own session: its pid is its group)."""
+    from mlops.stores.jobs import JobStore
+
+    started: list[str] = []
+    yield started
+    store = JobStore.for_settings(settings)
+    for job_id in started:
+        job = store.get(job_id)
+        if job is not None and job.active and job.pid:  # a finished job's pid may be reused
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(job.pid, signal.SIGKILL)
+    store.dispose()
+
+
 def wait_for_job(settings: Any, job_id: str, timeout: float = 600) -> Any:
     from mlops.stores.jobs import JobStore
 
@@ -100,7 +120,7 @@ def wait_for_job(settings: Any, job_id: str, timeout: float = 600) -> Any:
 
 
 def test_drift_retrains_and_the_candidate_proves_itself_in_shadow(
-    settings, webhook, monkeypatch: pytest.MonkeyPatch
+    settings, webhook, runners, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.support.training import train_register_promote
 
@@ -143,6 +163,7 @@ def test_drift_retrains_and_the_candidate_proves_itself_in_shadow(
     assert drifted["action"] == "retrain" and drifted["drift"]["share"] >= s.drift_share_threshold
     assert "medical_specialty" in drifted["drift"]["drifted_features"]
     episode = drifted["episode"]
+    runners.append(episode["job_id"])
     assert episode["created"] and episode["alert"] == "sent"
     (alert,) = alerts
     assert alert["drift_record_id"] == drifted["drift"]["record_id"] and alert["model_version"] == "1"

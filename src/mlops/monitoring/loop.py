@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mlops.errors import MlopsError, PromotionRefused, Unavailable, UsageError
+from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.monitoring import policy
 from mlops.monitoring.alert import notify
 from mlops.stores.audit import AuditEvent, AuditLog, is_outage
@@ -287,11 +287,9 @@ def follow_up(run: _Pass) -> dict[str, Any] | None:
 
 def _shadow(run: _Pass, job: Job) -> dict[str, Any]:
     from mlops.governance import rollout
-    from mlops.registry import Registry
 
     settings, spec = run.settings, run.spec
-    succeeded = job.state == "succeeded"
-    served = Registry(settings, spec.name).alias_version(settings.serving_alias) if succeeded else None
+    served = _served(settings, spec.name) if job.state == "succeeded" else None
     decided = policy.after_job(job.state, job.model_version, served, error=job.error)
     details: dict[str, Any] = {"job_id": job.id, "job_state": job.state, "promotion": job.promotion}
     if decided.action != "shadow":
@@ -308,7 +306,7 @@ def _shadow(run: _Pass, job: Job) -> dict[str, Any]:
     reason = f"monitor: {decided.reason} (retrain job {job.id}); promotion only on its evidence"
     try:
         started = rollout.start(settings, spec, version, "shadow", None, run.actor, reason)
-    except PromotionRefused as refused:
+    except (PromotionRefused, NotFound) as refused:
         details["reasons"] = list(refused.reasons)
         event = run.record(
             "monitor.shadow", "refused", f"{refused.message}: {'; '.join(refused.reasons)}", details,
@@ -318,6 +316,19 @@ def _shadow(run: _Pass, job: Job) -> dict[str, Any]:
     details.update(rollout=started["rollout"]["id"], rollout_audit_id=started["audit_id"])
     event = run.record("monitor.shadow", "started", reason, details, from_version=served, to_version=version)
     return {"action": "shadow", "rollout": started["rollout"], "audit_id": event.id}
+
+
+def _served(settings: Settings, project: str) -> str | None:
+    """The version holding the served alias; a registry that cannot answer is ``Unavailable``."""
+    from mlops.registry import Registry
+
+    try:
+        return Registry(settings, project).alias_version(settings.serving_alias)
+    except Exception as exc:
+        why = settings.redact(f"{type(exc).__name__}: {exc}").splitlines()[0]
+        raise Unavailable(
+            f"the registry cannot be read: {why}", hint="nothing moved; the next pass follows the job up"
+        ) from None
 
 
 # ----- the loop of the embedded default: a foreground convenience, no scheduler -----
