@@ -3,7 +3,9 @@
 The reference is the dataset artifact the serving model was trained on (named by its version's tags), so
 drift is measured against what the model actually learned; the window is the latest rows of the
 prediction log, or a batch input file. The HTML report goes under the state folder; the result goes
-to the prediction-log database, which the service exports as ``mlops_*drift*`` gauges.
+to the prediction-log database, which the service exports as ``mlops_*drift*`` gauges. What follows a
+detected drift (alert, retrain, shadow) is the monitor's policy (``policy.py``, ``loop.py``), not a
+side effect of a check: ``mlops drift`` only measures.
 """
 
 from __future__ import annotations
@@ -75,44 +77,20 @@ def check(
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / f"{spec.name}-{datetime.now(UTC):%Y%m%dT%H%M%S}.html"
     report.write_text(result.html)
+    reference_hash = fingerprint(reference)
     record_id = record_drift(
         settings.prediction_log_db_url,
         spec.name,
         result,
         model_version=version,
-        reference_hash=fingerprint(reference),
+        reference_hash=reference_hash,
         report_path=str(report),
     )
     summary = {
         **result.as_dict(),
         "model_version": version,
+        "reference_hash": reference_hash,
         "report_path": str(report),
         "record_id": record_id,
     }
-    summary["retrain"] = maybe_retrain(settings, summary)
     return result, summary
-
-
-def maybe_retrain(settings: Settings, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """The retraining policy: above ``MLOPS_DRIFT_RETRAIN_SHARE`` ask the service's single-flight job."""
-    limit = settings.drift_retrain_share
-    if not limit or summary["share"] < limit:
-        return None
-    if not settings.api_keys("admin_api_key"):
-        return {
-            "requested": False,
-            "reason": "drift above the retrain share, but no MLOPS_ADMIN_API_KEY to ask",
-        }
-    import httpx
-
-    try:
-        response = httpx.post(
-            f"{settings.service_url.rstrip('/')}/retrain",
-            headers={"X-API-Key": settings.api_keys("admin_api_key")[0]},
-            timeout=10,
-        )
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        return {"requested": False, "reason": f"retrain request failed: {exc}"}
-    job = response.json()
-    return {"requested": True, "job_id": job.get("job_id"), "state": job.get("state")}

@@ -7,6 +7,7 @@ runner process (``python -m mlops.worker``), never in the serving process or pod
 - ``runner = "local"`` (the embedded default): the service that created the job starts a local runner
   for it, ``python -m mlops.worker run --job ID``, detached in its own session, so it outlives the
   request and a restart of the service; the job system owns it, through the row (pid, heartbeat).
+  Starting it is shared with the monitor (``stores.jobs.start_local_runner``).
 - ``runner = "external"`` (server mode): the job is only recorded as ``queued``; an ``mlops worker``
   (its own compose service or Deployment, on the active ZenML stack) claims it.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -32,7 +32,9 @@ from typing import Any
 
 from mlops.serving import instruments
 from mlops.settings import Settings, get_settings
-from mlops.stores.jobs import Job, JobStore
+from mlops.stores.jobs import Job, JobStore, runner_command, runner_environment, start_local_runner
+
+__all__ = ["RetrainJobs", "runner_command", "runner_environment", "train_command"]
 
 # (project, result file) -> argv of the training child the runner starts (the worker's own by
 # default). Called once with the placeholders "{project}" and "{result}": the runner fills them in.
@@ -42,30 +44,6 @@ POLL_S = 1.0
 
 def train_command(project: str, result: Path) -> list[str]:
     return [sys.executable, "-m", "mlops.worker", "train", "--project", project, "--result", str(result)]
-
-
-def runner_command(job_id: str, train: list[str] | None = None) -> list[str]:
-    """The local runner of job ``job_id`` (``train``: its training child's argv template)."""
-    command = [sys.executable, "-m", "mlops.worker", "run", "--job", job_id]
-    return [*command, "--train-command", json.dumps(train)] if train else command
-
-
-def runner_environment(settings: Settings) -> dict[str, str]:
-    """This process's environment with ``settings`` as ``MLOPS_*`` variables: the runner reads the
-    same settings the service runs with (secrets, which ``step_parameters`` leaves out, stay as the
-    environment has them)."""
-    env = dict(os.environ)
-    for name, value in settings.step_parameters().items():
-        key = f"MLOPS_{name.upper()}"
-        if value is None:
-            env.pop(key, None)
-        elif isinstance(value, bool):
-            env[key] = "true" if value else "false"
-        elif isinstance(value, dict | list):
-            env[key] = json.dumps(value)
-        else:
-            env[key] = str(value)
-    return env
 
 
 class RetrainJobs:
@@ -128,23 +106,10 @@ class RetrainJobs:
 
     # ----- the local runner -----
     def _start_runner(self, job: Job) -> Job:
-        folder = self.settings.state_dir / "runners"
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with (folder / f"{job.id}.log").open("ab") as log:
-                proc = subprocess.Popen(
-                    runner_command(job.id, self.train_template),
-                    env=runner_environment(self.settings),
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own session: outlives the request and the service
-                )
-        except OSError as exc:
-            failed = self.store.fail(job.id, f"could not start the local runner: {exc}")
-            return failed or job
-        self._runners[job.id] = proc
-        self._holding.add(job.id)
+        job, proc = start_local_runner(self.settings, self.store, job, self.train_template)
+        if proc is not None:
+            self._runners[job.id] = proc
+            self._holding.add(job.id)
         return job
 
     # ----- following jobs: on_done and the outcome counter -----

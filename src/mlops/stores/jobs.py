@@ -18,6 +18,10 @@ compares against one clock), the machine's on SQLite.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -337,3 +341,76 @@ class JobStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# ----- the local runner of the embedded default: started by whoever recorded the job -----
+# The service (``serving/jobs.py``) and the monitor (``monitoring/loop.py``) both record jobs and,
+# with ``runner = "local"``, start the job's runner themselves: what they share lives here, below both.
+
+
+def runner_command(job_id: str, train: list[str] | None = None) -> list[str]:
+    """The local runner of job ``job_id`` (``train``: its training child's argv template)."""
+    command = [sys.executable, "-m", "mlops.worker", "run", "--job", job_id]
+    return [*command, "--train-command", json.dumps(train)] if train else command
+
+
+def runner_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with ``settings`` as ``MLOPS_*`` variables: the runner reads the
+    same settings its starter runs with (secrets, which ``step_parameters`` leaves out, stay as the
+    environment has them)."""
+    env = dict(os.environ)
+    for name, value in settings.step_parameters().items():
+        key = f"MLOPS_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            env[key] = json.dumps(value)
+        else:
+            env[key] = str(value)
+    return env
+
+
+def start_local_runner(
+    settings: Settings, store: JobStore, job: Job, train: list[str] | None = None
+) -> tuple[Job, subprocess.Popen[bytes] | None]:
+    """Start ``python -m mlops.worker run --job ID`` for ``job`` (submitted ``held``), detached in
+    its own session so it outlives its starter; its output goes to ``<state>/runners/ID.log``. A
+    runner that cannot be started fails the job at once (the job, and None)."""
+    folder = settings.state_dir / "runners"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / f"{job.id}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                runner_command(job.id, train),
+                env=runner_environment(settings),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session: outlives the request, the service, the monitor
+            )
+    except OSError as exc:
+        failed = store.fail(job.id, f"could not start the local runner: {exc}")
+        return failed or job, None
+    return job, proc
+
+
+def hold_until_claimed(
+    store: JobStore, job_id: str, proc: subprocess.Popen[bytes], *, every_s: float, timeout_s: float
+) -> Job | None:
+    """Heartbeat ``job_id`` for its local runner until the runner claims it (a runner slow to start
+    is not reaped as one that never started); the job as it then stands. A runner that exits before
+    claiming fails the job; after ``timeout_s`` the holder gives up and the lease decides."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = store.get(job_id)
+        if job is None or job.runner is not None or not job.active:
+            return job
+        code = proc.poll()
+        if code is not None:
+            return store.fail(job_id, f"the local runner exited with {code} before claiming the job") or job
+        if time.monotonic() >= deadline:
+            return job
+        store.hold(job_id)
+        time.sleep(min(every_s, 0.2))
