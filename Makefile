@@ -20,7 +20,7 @@ export UV_PYTHON_DOWNLOADS := never
 export MLFLOW_DISABLE_TELEMETRY := true
 export ZENML_ANALYTICS_OPT_IN := false
 
-.PHONY: help env demo ui test test-fast reliability lint lock format train predict serve models audit status clean bench
+.PHONY: help env demo ui test test-fast reliability lint lock format train predict serve monitor models audit status clean bench
 
 help: ## List every verb
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -92,6 +92,9 @@ audit: env ## Promotion history
 
 status: env ## Where state lives, which versions hold which alias
 	$(MLOPS) status --project $(PROJECT)
+
+monitor: env ## The monitoring loop: drift every 10 minutes -> alert -> retrain job -> the new version in shadow (Ctrl-C stops)
+	$(MLOPS) monitor --project $(PROJECT) --every 10m
 
 serve: env ## Serve the production model on http://127.0.0.1:8000 (docs at /docs)
 	$(MLOPS) serve --project $(PROJECT)

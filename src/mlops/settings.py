@@ -71,7 +71,10 @@ class Settings(BaseSettings):
         0.3, gt=0, le=1, description="Share of drifted features that is drift."
     )
     drift_retrain_share: float = Field(
-        0.0, ge=0, le=1, description="Ask for retraining above this share; 0 = off."
+        0.0,
+        ge=0,
+        le=1,
+        description="The monitor retrains only at or above this share; 0: whenever drift is detected.",
     )
     service_url: str = "http://127.0.0.1:8000"
 

@@ -109,6 +109,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("wrong columns", ["batch-predict", "{f:wrong-columns.csv}"], 3, "sepal_length"),
     ("wrong types", ["batch-predict", "{f:wrong-types.csv}"], 3, "sepal_length"),
     ("drift on a missing file", ["drift", "--input", "/nonexistent/batch.csv"], 2, "does not exist"),
+    ("monitor every a bad duration", ["monitor", "--every", "5d"], 2, "is not a duration"),
     ("JSON null", ["predict", "null"], 2, "JSON object"),
     ("JSON unknown field", ["predict", GOOD_ROW.replace("}", ', "petal_colour": 1}')], 2, "petal_colour"),
     ("JSON value out of range", ["predict", GOOD_ROW.replace("5.1", "1e999")], 2, "sepal_length"),

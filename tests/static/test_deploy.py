@@ -812,7 +812,7 @@ _ALLOWED_COMMAND = re.compile(
 
 def test_workflows_run_only_make_and_mlops_commands() -> None:
     assert {p.name for p in WORKFLOWS} == {
-        "ci.yml", "train-staging.yml", "promote-production.yml", "batch-inference.yml",
+        "ci.yml", "train-staging.yml", "promote-production.yml", "batch-inference.yml", "monitor.yml",
     }  # fmt: skip
     for workflow in WORKFLOWS:
         for job in load_yaml(workflow)["jobs"].values():
@@ -832,7 +832,10 @@ def test_workflow_triggers_and_promotion_approval() -> None:
     on = {name: flow[True] if True in flow else flow["on"] for name, flow in flows.items()}  # YAML 1.1 'on'
     assert "pull_request" in on["ci"] and "pull_request" in on["train-staging"]
     assert on["promote-production"] == {"release": {"types": ["published"]}}
-    assert "schedule" in on["batch-inference"]
+    assert "schedule" in on["batch-inference"] and "schedule" in on["monitor"]
+    fast = flows["ci"]["jobs"]["fast"]  # the unit suite on every supported Python
+    assert fast["strategy"]["matrix"]["python"] == ["3.11", "3.12", "3.13"]
+    assert " ".join(s.get("run", "") for s in fast["steps"]).strip() == "make test-fast"
     ci = " ".join(s.get("run", "") for s in flows["ci"]["jobs"]["test"]["steps"])
     assert "make lint" in ci and "make test" in ci
 

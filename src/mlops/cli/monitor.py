@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from mlops.cli import render
-from mlops.cli.base import JsonOpt, ProjectOpt, app, quiet_libraries, require_alias, settings_for
+from mlops.cli.base import JsonOpt, ProjectOpt, app, require_alias, settings_for
 from mlops.errors import MlopsError
 
 
@@ -35,15 +35,17 @@ def monitor(
     from mlops.projects import get_project
 
     spec = get_project(name)
-    quiet_libraries()
 
     def check() -> dict[str, Any]:
         from mlops.runner import run_monitoring
 
-        require_alias(settings, name, settings.serving_alias)
-        return run_monitoring(
-            settings, name, alias=settings.serving_alias, source=None, window=settings.monitor_window
-        )
+        alias = settings.serving_alias
+        require_alias(settings, name, alias)
+        # the drift pipeline's steps as they run; library lines to the run's log file (--verbose: shown)
+        with render.pipeline_progress(
+            settings, f"monitoring {name}@{alias}", command="monitor", as_json=as_json
+        ):
+            return run_monitoring(settings, name, alias=alias, source=None, window=settings.monitor_window)
 
     def one_pass() -> dict[str, Any]:
         return run_pass(settings, spec, check)

@@ -202,8 +202,6 @@ def drift(result: dict[str, Any]) -> None:
     drifted = [n for n, f in result["features"].items() if f["drifted"]]
     if drifted:
         console.print("drifted: " + ", ".join(drifted))
-    if result.get("retrain"):
-        console.print(f"retraining: {result['retrain']}")
 
 
 def lineage(chain: dict[str, Any]) -> None:

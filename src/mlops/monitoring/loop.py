@@ -139,14 +139,26 @@ def run_pass(
         ) from None
 
 
+PURGE_EVERY_S = 3600.0  # the retention purge at most hourly, whichever monitor gets there first
+
+
+def _purge(run: _Pass) -> dict[str, Any] | None:
+    """The scheduled retention purge (``mlops.stores.retention``, audited), at most once an hour across
+    every monitor (a lease in the control database); None when another pass did it within the hour."""
+    from mlops.stores.retention import purge_expired
+
+    if not run.leases.acquire("retention-purge", run.id, PURGE_EVERY_S):
+        return None
+    return purge_expired(run.settings, actor=run.actor).as_dict()
+
+
 def _run_pass(
     settings: Settings, spec: ProjectSpec, check: DriftCheck, *, actor: str | None
 ) -> dict[str, Any]:
     run = _Pass(settings, spec, actor or f"{settings.who} (monitor)")
     try:
         out: dict[str, Any] = {"project": spec.name, "pass": run.id, "at": datetime.now(UTC).isoformat()}
-        # H4 (retention): the scheduled purge of the prediction log and feedback belongs here, once
-        # per pass: mlops.stores.retention.purge_expired(settings, actor=run.actor)
+        out["purge"] = _purge(run)
         out["follow_up"] = follow_up(run)
         waiting = _too_few_predictions(settings, spec)
         if waiting:

@@ -252,7 +252,7 @@ class AuditLog:
         filters (the prediction log's purges and erasures, the state's backups and restores)."""
         self._replay_quietly()
         query = sa.select(audit_log).order_by(audit_log.c.seq)
-        match = sa.true()
+        match: sa.ColumnElement[bool] = sa.true()
         if project:
             match = sa.and_(match, audit_log.c.project == project)
         if model_name:
