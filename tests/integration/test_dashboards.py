@@ -30,20 +30,10 @@ from typing import Any
 import pytest
 
 from tests.integration.processes import MLOPS, free_port, service_env
+from tests.support.training import TRAINING_STEPS as STEPS
 
 pytestmark = pytest.mark.integration
 
-STEPS = [
-    "load_data",
-    "validate_data",
-    "split_data",
-    "search_hyperparameters",
-    "train_model",
-    "evaluate_model",
-    "export_onnx",
-    "register_model",
-    "promote_model",
-]
 TIMELINE = "(document.querySelector('[aria-label=\"Timeline view\"]') || {click() {}}).click()"
 
 

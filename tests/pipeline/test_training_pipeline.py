@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.training import TRAINING_STEPS
 
 from mlops.errors import GateFailed
 from mlops.registry import Registry
@@ -71,17 +72,7 @@ def test_artifacts_metadata_and_cross_links(settings, two_runs) -> None:
     client = Client()
     run = client.get_pipeline_run(second["zenml_run_id"])
     steps = run.steps
-    assert [s for s in steps] == [
-        "load_data",
-        "validate_data",
-        "split_data",
-        "search_hyperparameters",
-        "train_model",
-        "evaluate_model",
-        "export_onnx",
-        "register_model",
-        "promote_model",
-    ]
+    assert list(steps) == TRAINING_STEPS
     # retraining always trains: nothing served from the cache
     assert all(str(s.status) == "completed" for s in steps.values())
     holdout = steps["split_data"].outputs["eval_holdout"][0]

@@ -33,19 +33,9 @@ from mlops.configure import configure_libraries
 from mlops.registry import Registry
 from mlops.settings import Settings
 from tests.integration.processes import MLOPS, service_env
+from tests.support.training import TRAINING_STEPS as STEPS
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = [
-    "load_data",
-    "validate_data",
-    "split_data",
-    "search_hyperparameters",
-    "train_model",
-    "evaluate_model",
-    "export_onnx",
-    "register_model",
-    "promote_model",
-]
 LANES = 4
 
 

@@ -36,6 +36,20 @@ if TYPE_CHECKING:
     from mlops.settings import Settings
     from mlops.spec import ProjectSpec
 
+
+# The training pipeline's steps in order (mlops.pipelines.training), as its tests name them.
+TRAINING_STEPS = [
+    "load_data",
+    "validate_data",
+    "split_data",
+    "search_hyperparameters",
+    "train_model",
+    "evaluate_model",
+    "export_onnx",
+    "register_model",
+    "promote_model",
+]
+
 logger = logging.getLogger(__name__)
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.ml import online
-from mlops.stores.audit import AuditEvent, AuditLog, is_outage
+from mlops.stores.audit import AuditEvent, AuditLog, outage_error
 from mlops.stores.rollout_evidence import EvidenceReader, Paired, Traffic, last_incident
 from mlops.stores.rollouts import MODES, Rollout, RolloutStore
 
@@ -98,13 +98,11 @@ def _fail_closed(fn: F) -> F:
         try:
             return fn(settings, *args, **kwargs)
         except Exception as exc:
-            if not is_outage(exc):
+            hint = "nothing moved; retry when the control database and the prediction log are back"
+            error = outage_error(exc, settings, hint=hint)
+            if error is None:
                 raise
-            cause = settings.redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-            raise Unavailable(
-                f"a store cannot be reached: {cause}",
-                hint="nothing moved; retry when the control database and the prediction log are back",
-            ) from None
+            raise error from None
 
     return cast("F", wrapper)
 

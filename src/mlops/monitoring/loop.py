@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from mlops.errors import MlopsError, NotFound, PromotionRefused, Unavailable, UsageError
 from mlops.monitoring import policy
 from mlops.monitoring.alert import notify
-from mlops.stores.audit import AuditEvent, AuditLog, is_outage
+from mlops.stores.audit import AuditEvent, AuditLog, outage_error
 from mlops.stores.jobs import Job, JobStore, hold_until_claimed, start_local_runner
 from mlops.stores.leases import LeaseStore
 
@@ -130,13 +130,11 @@ def run_pass(
     try:
         return _run_pass(settings, spec, check, actor=actor)
     except Exception as exc:
-        if not is_outage(exc):
+        hint = "the next pass retries; `mlops audit` shows what this one did"
+        error = outage_error(exc, settings, hint=hint)
+        if error is None:
             raise
-        cause = settings.redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-        raise Unavailable(
-            f"a store cannot be reached: {cause}",
-            hint="the next pass retries; `mlops audit` shows what this one did",
-        ) from None
+        raise error from None
 
 
 PURGE_EVERY_S = 3600.0  # the retention purge at most hourly, whichever monitor gets there first

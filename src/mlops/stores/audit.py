@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from mlops.errors import Unavailable
 from mlops.stores import chain
 from mlops.stores.engine import create_engine
 from mlops.stores.locks import pg_xact_lock, transaction_control, write_transaction
@@ -85,6 +86,15 @@ def is_outage(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError):
         return True
     return isinstance(exc, sa.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def outage_error(exc: BaseException, settings: Settings, *, hint: str) -> Unavailable | None:
+    """``exc`` as ``Unavailable`` (exit 75, its first line with every secret masked) when it is a
+    store outage; None when it is not one (the caller re-raises it)."""
+    if not is_outage(exc):
+        return None
+    cause = settings.redact(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
+    return Unavailable(f"a store cannot be reached: {cause}", hint=hint)
 
 
 class AuditLog:
