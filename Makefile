@@ -119,6 +119,7 @@ bench: env ## Every benchmark against its baseline: JSON to benchmarks/results/,
 	$(BIN)/python benchmarks/batch.py --project readmission $(BENCH_RUNS) --sizes $(BENCH_BATCH_2M) \
 	  --out batch_engines-readmission.json
 	$(BIN)/python benchmarks/search.py $(BENCH_RUNS)
+	$(BIN)/python benchmarks/tracing.py $(BENCH_RUNS)
 	$(BIN)/python benchmarks/plots.py
 	$(BIN)/python benchmarks/tables.py
 

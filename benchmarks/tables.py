@@ -775,6 +775,52 @@ def stale_tests(data: dict[str, Any]) -> list[str]:
     return sorted({k.split("[")[0] for k in data["tests"]} - read)
 
 
+# ----- docs/tracing.md -----
+def tracing_table(data: dict[str, Any]) -> str:
+    """CPU per request with tracing off, on and sampled, in process and over HTTP (benchmarks/tracing.py)."""
+    inproc, http, median = data["in_process"]["runs"], data["runs"], data["median"]
+
+    def us(value: float) -> str:
+        return f"{n(value)} µs"
+
+    def cpu(runs: list[float]) -> str:
+        return f"{us(sorted(runs)[len(runs) // 2])} ({spread(runs, n)})"
+
+    def over_http(name: str) -> str:
+        values = [r["cpu_us_per_request"] for r in http[name]]
+        return f"{us(median[name]['cpu_us_per_request'])} ({spread(values, n)})"
+
+    ratio = data["comparison"]["on_vs_off_throughput"]
+    rows = [
+        (
+            f"before ({data['baseline']})",
+            cpu(inproc["before"]),
+            over_http("before"),
+            f"{n(median['before']['rps'])} req/s",
+        ),
+        ("**off** (default)", cpu(inproc["off"]), over_http("off"), f"{n(median['off']['rps'])} req/s"),
+        (
+            "**on**, every request traced",
+            cpu(inproc["on"]),
+            over_http("on"),
+            f"{n(median['on']['rps'])} req/s ({x(ratio)} off)",
+        ),
+    ]
+    if "on_sampled_10pct" in inproc:
+        rows.append(
+            ("on, 10 % sampled (`parentbased_traceidratio`, 0.1)", cpu(inproc["on_sampled_10pct"]), "–", "–")
+        )
+    runs_in, runs_http = len(inproc["off"]), data["settings"]["runs"]
+    header = (
+        "",
+        f"CPU per request, in process (ASGI app called directly; median of {runs_in}, range)",
+        f"CPU per request over HTTP (`mlops serve` under {data['settings']['connections']} connections; "
+        f"median of {runs_http}, range)",
+        "throughput over HTTP (median)",
+    )
+    return table(header, rows)
+
+
 TABLES = (
     Table(
         "goals",
@@ -809,6 +855,7 @@ TABLES = (
         batch_table,
     ),
     Table("reliability", "docs/reliability.md", ("reliability.json",), reliability_table),
+    Table("tracing", "docs/tracing.md", ("tracing.json",), tracing_table),
 )
 
 
