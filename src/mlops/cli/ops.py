@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mlops.cli import render
-from mlops.cli.base import JsonOpt, ProjectOpt, app, settings_for
+from mlops.cli.base import JsonOpt, ProjectOpt, app, quiet_libraries, settings_for
 from mlops.cli.models import predict, train
 from mlops.errors import UsageError
 from mlops.settings import get_settings
@@ -47,6 +47,7 @@ def demo(
     from mlops.registry import Registry
 
     spec = get_project(name)
+    quiet_libraries()  # before the first registry read: a new MLflow database logs its creation
     if train_first is None:
         train_first = Registry(settings, name).alias_version("production") is None
     if train_first:
