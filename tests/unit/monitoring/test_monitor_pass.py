@@ -16,10 +16,10 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from tests.support.webhook import receiver
 
 from mlops.errors import JobResult
 from mlops.monitoring.loop import MIN_ROWS, cooldown_lease, every, run_pass
@@ -34,25 +34,8 @@ SECRET_VALUE = 7.654321  # a feature value of the logged traffic: it must never 
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook/token-in-path", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    with receiver("/hook/token-in-path") as hook:
+        yield hook
 
 
 @pytest.fixture
