@@ -85,6 +85,13 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         1.0, gt=0, description="Seconds between alias polls: bounds the hot-swap time."
     )
+    keep_alive_s: int = Field(
+        75,
+        gt=0,
+        description="Seconds an idle client connection stays open. Longer than any client's or load "
+        "balancer's idle timeout (httpx 5 s, AWS ALB 60 s): the client drops it first, instead of "
+        "sending a request on a connection the server is closing.",
+    )
     max_batch_rows: int = Field(1000, gt=0)
     prediction_log_url: str = ""
     prediction_log_queue_size: int = 10_000

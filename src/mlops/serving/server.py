@@ -138,7 +138,12 @@ def server_classes(uvicorn_version: str | None = None) -> tuple[type[HttpToolsPr
 
 def config(settings: Settings, host: str, port: int, workers: int = 1, **options: Any) -> Config:
     """uvicorn's configuration. Workers build their app from ``settings`` itself (pickled into each
-    spawned worker with the factory), not from the environment."""
+    spawned worker with the factory), not from the environment.
+
+    uvicorn closes an idle connection after 5 s by default, the very moment httpx's pool (5 s) still
+    hands it out: a client whose next request left just then gets "Server disconnected without
+    sending a response" (found under load in tests/reliability/test_service_load.py, 1 request in
+    ~140k). ``keep_alive_s`` outlasts the clients' idle timeouts, so they close first."""
     from mlops.serving.app import create_app
 
     return WorkerConfig(
@@ -147,6 +152,7 @@ def config(settings: Settings, host: str, port: int, workers: int = 1, **options
         host=host,
         port=port,
         workers=workers,
+        timeout_keep_alive=settings.keep_alive_s,
         **{"log_level": "warning", "timeout_graceful_shutdown": 20, **options},
     )
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
@@ -38,11 +39,13 @@ async def tiny_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @contextmanager
-def running(protocol: type[HttpToolsProtocol]) -> Iterator[tuple[uvicorn.Server, int]]:
+def running(protocol: type[HttpToolsProtocol], keep_alive_s: int = 5) -> Iterator[tuple[uvicorn.Server, int]]:
     """A real uvicorn server on 127.0.0.1 (a free port) in a thread, stopped at the end."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(tiny_app, http=protocol, lifespan="off", log_level="warning")
+    config = uvicorn.Config(
+        tiny_app, http=protocol, lifespan="off", log_level="warning", timeout_keep_alive=keep_alive_s
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -165,3 +168,25 @@ def test_workers_get_their_settings_with_the_app_factory_not_the_environment() -
     assert spawned.app.func.__module__ == "mlops.serving.app" and spawned.app.func.__name__ == "create_app"
     (received,) = spawned.app.args
     assert received.project == "readmission" and received.api_keys("predict_api_key") == ["k"]
+
+
+@pytest.mark.parametrize("keep_alive_s", [1, 3])
+def test_a_connection_idle_for_less_than_the_keep_alive_answers_its_next_request(keep_alive_s) -> None:
+    """The race a too-short keep-alive loses: a client sends on a connection the server has just
+    closed (1 s here stands for uvicorn's 5 s default, 1.5 s of idling for a pool that still hands
+    the connection out). The service's keep-alive outlasts the clients' own idle timeout."""
+    with (
+        running(server.DrainingHttpProtocol, keep_alive_s) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=5) as conn,
+    ):
+        request(conn)
+        assert response(conn).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)
+        request(conn)
+        second = response(conn)
+    if keep_alive_s == 1:
+        assert second == b""  # closed under the request: httpx says "Server disconnected"
+    else:
+        assert second.startswith(b"HTTP/1.1 200"), second
+    configured = server.config(Settings(), "127.0.0.1", 8123).timeout_keep_alive
+    assert configured == Settings().keep_alive_s > httpx.Limits().keepalive_expiry  # httpx's pool: 5 s
