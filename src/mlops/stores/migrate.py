@@ -166,11 +166,25 @@ def ensure_schema(engine: sa.Engine, database: str) -> None:
             return
         url = engine.url.render_as_string(hide_password=False)
         if engine.dialect.name == "sqlite":
-            upgrade(url, [database], engine=engine)
+            if not _newer_release(engine):  # a rolled-back release leaves a newer schema alone
+                upgrade(url, [database], engine=engine)
         else:
             _require_head(engine, database)
         if sqlite_path(url) is not None or engine.dialect.name != "sqlite":  # :memory: is per connection
             _ready.add(key)
+
+
+def _newer_release(engine: sa.Engine) -> bool:
+    """The database records a revision this code does not know: a newer release migrated it (its
+    migrations are expand-then-contract, so this code's statements still work there). Alembic
+    would refuse to upgrade it ("Can't locate revision"), and an older release's shipper would
+    then fail every insert."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://", list(METADATA)))
+    known = {rev.revision for rev in script.walk_revisions()}
+    with engine.connect() as conn:
+        return any(rev not in known for rev in current_heads(conn))
 
 
 def _require_head(engine: sa.Engine, database: str) -> None:
@@ -180,8 +194,7 @@ def _require_head(engine: sa.Engine, database: str) -> None:
     head = script.get_revision(f"{database}@head").revision
     with engine.connect() as conn:
         current = current_heads(conn)
-    known = {rev.revision for rev in script.walk_revisions()}
-    if head in current or any(rev not in known for rev in current):  # at head, or a newer release's
+    if head in current or _newer_release(engine):  # at head, or a newer release's
         return
     raise SchemaNotReady(
         f"the {database} database ({engine.url.render_as_string(hide_password=True)}) is not at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -77,3 +78,27 @@ def test_upgrade_all_migrates_each_configured_database_once(tmp_path: Path) -> N
     assert only.databases == ["control", "predictions"] and only.after == sorted(
         migrate.script_heads(["control", "predictions"])
     )
+
+
+def test_an_older_release_keeps_writing_to_a_file_a_newer_one_migrated(tmp_path: Path) -> None:
+    """A rollback on the embedded default: the file records a revision this code does not know.
+    Alembic would refuse to upgrade it, and every insert of the prediction log's shipper with it;
+    the schema is left as it is (expand-then-contract) and rows are written."""
+    from mlops.stores.predictions import PredictionStore, Record
+
+    url = f"sqlite:///{tmp_path}/predictions.db"
+    engine = create_engine(url)
+    migrate.ensure_schema(engine, "predictions")
+    (head,) = migrate.script_heads(["predictions"])
+    with engine.begin() as conn:  # what a newer release's next migration would leave
+        conn.exec_driver_sql(
+            f"UPDATE {migrate.VERSION_TABLE} SET version_num = 'p9999' WHERE version_num = ?", (head,)
+        )
+    engine.dispose()
+    migrate._ready.clear()  # a new process: the file is checked again
+    store = PredictionStore(url)
+    record = Record("r1", datetime.now(UTC), "iris", "m", "1", "onnx", {"x": 1}, 1, "a", {"a": 0.9}, 0.5)
+    assert store.insert([record]) == 1
+    with store.engine.connect() as conn:
+        assert migrate.current_heads(conn) == ["p9999"]
+    store.dispose()
