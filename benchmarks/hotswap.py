@@ -63,19 +63,33 @@ BODIES = {
 }
 
 
-async def wait_answering(proc: subprocess.Popen[bytes], port: int, kind: str, timeout: float = 120) -> None:
+async def wait_answering(
+    proc: subprocess.Popen[bytes], port: int, kind: str, version: str, timeout: float = 120
+) -> None:
+    """Until the server answers; ``ours`` until 20 answers in a row (fresh connections, so both
+    workers) name ``version``, the alias' target: ready from its model cache, a worker first serves
+    the version it served last and swaps on its first poll, which imports mlflow (seconds of CPU on
+    the pinned core), and a move measured before then would time that start-up, not a swap."""
     path, body = BODIES[kind]
     deadline = time.monotonic() + timeout
+    in_a_row = 0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{kind} exited with {proc.returncode}")
         try:
-            if (await one_request(port, path, body))[0] == 200:
-                return
+            status, answer = await one_request(port, path, body)
         except OSError:
-            pass
+            status, answer = 0, b""
+        if status == 200 and kind != "ours":
+            return
+        if status == 200 and json.loads(answer).get("model_version") == version:
+            in_a_row += 1
+            if in_a_row >= 20:
+                return
+            continue
+        in_a_row = 0
         await asyncio.sleep(0.1)
-    raise TimeoutError(f"{kind} not answering on port {port}")
+    raise TimeoutError(f"{kind} not answering with version {version} on port {port}")
 
 
 async def poll_model_info(
@@ -122,7 +136,7 @@ async def one_run(
     stop_load = asyncio.Event()
     witness: list[tuple[float, bool]] = []
     try:
-        await wait_answering(proc, port, kind)
+        await wait_answering(proc, port, kind, old)
         load = asyncio.create_task(open_loop(port, path, body, args.rate, stop_load, samples))
         poller = (
             asyncio.create_task(poll_model_info(port, old, stop_load, witness)) if kind == "ours" else None
