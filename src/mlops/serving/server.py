@@ -153,7 +153,9 @@ def config(settings: Settings, host: str, port: int, workers: int = 1, **options
         port=port,
         workers=workers,
         timeout_keep_alive=settings.keep_alive_s,
-        **{"log_level": "warning", "timeout_graceful_shutdown": 20, **options},
+        # uvicorn's access log formats every request's line (client address, quoted path) before
+        # the logger drops it below "warning": off, as it would print nothing anyway
+        **{"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 20, **options},
     )
 
 

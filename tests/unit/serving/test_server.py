@@ -165,6 +165,7 @@ def test_workers_get_their_settings_with_the_app_factory_not_the_environment() -
     config = server.config(settings, "127.0.0.1", 8123, workers=2, http=server.DrainingHttpProtocol)
     spawned = pickle.loads(pickle.dumps(config))  # what a spawned worker receives
     assert spawned.factory and spawned.workers == 2 and spawned.http is server.DrainingHttpProtocol
+    assert not spawned.access_log  # at "warning" it would print nothing, yet format every request's line
     assert spawned.app.func.__module__ == "mlops.serving.app" and spawned.app.func.__name__ == "create_app"
     (received,) = spawned.app.args
     assert received.project == "readmission" and received.api_keys("predict_api_key") == ["k"]
