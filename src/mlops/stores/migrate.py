@@ -14,6 +14,7 @@ schema is older than this code's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from collections.abc import Sequence
@@ -114,8 +115,9 @@ def upgrade(url: str, databases: Sequence[str], *, engine: sa.Engine | None = No
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             before = current_heads(conn)
-            for database in databases:
-                command.upgrade(alembic_config(url, databases, conn), f"{database}@head")
+            if not _newer_release(before):  # a rolled-back release leaves a newer schema alone
+                for database in databases:
+                    command.upgrade(alembic_config(url, databases, conn), f"{database}@head")
             after = current_heads(conn)
     except sa.exc.OperationalError as exc:
         if not own:  # a store's first use: the caller handles an outage (the writer retries)
@@ -166,25 +168,27 @@ def ensure_schema(engine: sa.Engine, database: str) -> None:
             return
         url = engine.url.render_as_string(hide_password=False)
         if engine.dialect.name == "sqlite":
-            if not _newer_release(engine):  # a rolled-back release leaves a newer schema alone
-                upgrade(url, [database], engine=engine)
+            upgrade(url, [database], engine=engine)
         else:
             _require_head(engine, database)
         if sqlite_path(url) is not None or engine.dialect.name != "sqlite":  # :memory: is per connection
             _ready.add(key)
 
 
-def _newer_release(engine: sa.Engine) -> bool:
-    """The database records a revision this code does not know: a newer release migrated it (its
-    migrations are expand-then-contract, so this code's statements still work there). Alembic
-    would refuse to upgrade it ("Can't locate revision"), and an older release's shipper would
-    then fail every insert."""
+def _newer_release(current: Sequence[str]) -> bool:
+    """The database records a revision this code does not know (``current``: its heads): a newer
+    release migrated it, and its migrations are expand-then-contract, so this code's statements
+    still work there. Alembic would refuse to upgrade it ("Can't locate revision"): an older
+    release's `mlops db upgrade` would fail, and its prediction-log shipper every insert."""
+    return any(rev not in _known_revisions() for rev in current)
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://", list(METADATA)))
-    known = {rev.revision for rev in script.walk_revisions()}
-    with engine.connect() as conn:
-        return any(rev not in known for rev in current_heads(conn))
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def _require_head(engine: sa.Engine, database: str) -> None:
@@ -194,7 +198,7 @@ def _require_head(engine: sa.Engine, database: str) -> None:
     head = script.get_revision(f"{database}@head").revision
     with engine.connect() as conn:
         current = current_heads(conn)
-    if head in current or _newer_release(engine):  # at head, or a newer release's
+    if head in current or _newer_release(current):  # at head, or a newer release's
         return
     raise SchemaNotReady(
         f"the {database} database ({engine.url.render_as_string(hide_password=True)}) is not at "
